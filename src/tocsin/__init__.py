@@ -1,0 +1,21 @@
+"""tocsin: Django's signals for every Python application.
+
+>>> from tocsin import Signal, receiver
+>>> order_completed = Signal()
+>>> @receiver(order_completed, weak=False)
+... def thank(sender, order, **kwargs):
+...     return f"thanks for {order}"
+>>> order_completed.send(sender="shop", order="#1")[0][1]
+'thanks for #1'
+"""
+
+from ._receiver import receiver
+from ._signal import ReceiverInfo, Signal, WeakReceiverWarning
+
+__all__ = ["ReceiverInfo", "Signal", "WeakReceiverWarning", "receiver"]
+
+__version__ = "0.1.0"
+
+for _name in __all__:
+    globals()[_name].__module__ = "tocsin"
+del _name

@@ -1,0 +1,197 @@
+"""Receiver records: how a connected receiver is held, keyed and classified.
+
+A record is the object that ``Signal`` stores for each connection. Calling a
+record returns the live receiver, or ``None`` once a weakly held receiver has
+been garbage collected, so the dispatch loop treats weak and strong receivers
+alike. Weak records *are* weak references (subclasses of ``weakref.ref`` and
+``weakref.WeakMethod``), which keeps the memory cost of a connection to one
+object.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import types
+import weakref
+from collections.abc import Callable, Hashable
+from typing import Any
+
+__all__: list[str] = []
+
+_CO_VARKEYWORDS = 0x08
+_CO_COROUTINE = 0x80
+_CO_ITERABLE_COROUTINE = 0x100
+
+#: Senders compared by value, not identity: equal strings or integers are the
+#: same sender even when they are different objects (as in blinker).
+_VALUE_SENDER_TYPES = (str, int)
+
+
+class _Record:
+    """The fields every record carries, whatever holds the receiver."""
+
+    __slots__ = ()
+    key: Hashable
+    sender_key: Hashable
+    priority: float
+    order: int
+    is_async: bool
+    options: dict[str, Any] | None
+    weak: bool
+
+
+class StrongRecord(_Record):
+    __slots__ = (
+        "is_async",
+        "key",
+        "options",
+        "order",
+        "priority",
+        "receiver",
+        "sender_key",
+    )
+    weak = False
+
+    def __init__(self, receiver: Callable[..., Any]) -> None:
+        self.receiver = receiver
+
+    def __call__(self) -> Callable[..., Any]:
+        return self.receiver
+
+
+class WeakRecord(weakref.ref, _Record):  # type: ignore[type-arg]
+    __slots__ = ("is_async", "key", "options", "order", "priority", "sender_key")
+    weak = True
+
+
+class WeakMethodRecord(weakref.WeakMethod, _Record):  # type: ignore[type-arg]
+    __slots__ = ("is_async", "key", "options", "order", "priority", "sender_key")
+    weak = True
+
+
+Record = StrongRecord | WeakRecord | WeakMethodRecord
+
+
+def receiver_key(receiver: Callable[..., Any]) -> Hashable:
+    """Identify a receiver, so that connecting it twice is a no-op.
+
+    A bound method is a new object at each attribute access, so it is keyed by
+    its function and instance instead.
+    """
+    if isinstance(receiver, types.MethodType):
+        return (id(receiver.__self__), id(receiver.__func__))
+    return id(receiver)
+
+
+def sender_key(sender: object) -> Hashable:
+    if isinstance(sender, _VALUE_SENDER_TYPES):
+        return (type(sender), sender)
+    return id(sender)
+
+
+def make_record(
+    receiver: Callable[..., Any],
+    weak: bool,
+    on_death: Callable[[Any], None],
+) -> Record:
+    if not weak:
+        return StrongRecord(receiver)
+    try:
+        if isinstance(receiver, types.MethodType):
+            return WeakMethodRecord(receiver, on_death)
+        return WeakRecord(receiver, on_death)
+    except TypeError:
+        raise TypeError(
+            f"Cannot hold the receiver {describe(receiver)} by a weak reference "
+            f"({type(receiver).__name__} objects do not support it). "
+            "Connect it with weak=False."
+        ) from None
+
+
+def _unwrap(func: Any) -> Any:
+    while True:
+        if isinstance(func, functools.partial):
+            func = func.func
+        elif isinstance(func, types.MethodType):
+            func = func.__func__
+        else:
+            return func
+
+
+def _code_of(func: Any) -> types.CodeType | None:
+    code = getattr(func, "__code__", None)
+    if isinstance(code, types.CodeType):
+        return code
+    call = getattr(type(func), "__call__", None)  # noqa: B004 (we want the function)
+    code = getattr(_unwrap(call), "__code__", None)
+    return code if isinstance(code, types.CodeType) else None
+
+
+def is_async_receiver(receiver: Callable[..., Any]) -> bool:
+    """Tell whether calling ``receiver`` returns an awaitable.
+
+    Decided once, at connect. Besides ``async def`` functions, this honours
+    functions and objects marked with ``inspect.markcoroutinefunction``
+    (Python 3.12+) or asgiref's ``markcoroutinefunction`` (Python 3.11).
+    """
+    target = _unwrap(receiver)
+    inspect = sys.modules.get("inspect")
+    marker = getattr(inspect, "_is_coroutine_mark", None)
+    if marker is not None and (
+        getattr(target, "_is_coroutine_marker", None) is marker
+        or getattr(receiver, "_is_coroutine_marker", None) is marker
+    ):
+        return True
+    coroutines = sys.modules.get("asyncio.coroutines")
+    legacy_marker = getattr(coroutines, "_is_coroutine", None)
+    if legacy_marker is not None and (
+        getattr(target, "_is_coroutine", None) is legacy_marker
+        or getattr(receiver, "_is_coroutine", None) is legacy_marker
+    ):
+        return True
+    code = _code_of(target)
+    return code is not None and bool(
+        code.co_flags & (_CO_COROUTINE | _CO_ITERABLE_COROUTINE)
+    )
+
+
+def accepts_kwargs(receiver: Callable[..., Any]) -> bool:
+    code = _code_of(_unwrap(receiver))
+    if code is not None:
+        return bool(code.co_flags & _CO_VARKEYWORDS)
+    import inspect
+
+    try:
+        parameters = inspect.signature(receiver).parameters.values()
+    except (TypeError, ValueError):
+        return True  # nothing to check against, as for many builtins
+    return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+
+
+def describe(receiver: object) -> str:
+    """A receiver's qualified name, as used in log lines and error messages."""
+    name = getattr(receiver, "__qualname__", None)
+    if name is None:
+        name = type(receiver).__qualname__
+    return str(name)
+
+
+def is_transient_function(receiver: object) -> bool:
+    """A lambda or a function defined inside another function.
+
+    Held weakly, such a receiver disappears as soon as the scope that created
+    it ends, which is rarely what the author meant.
+    """
+    if not isinstance(receiver, types.FunctionType):
+        return False
+    qualname = receiver.__qualname__
+    return receiver.__name__ == "<lambda>" or "<locals>" in qualname
+
+
+def source_location(receiver: object) -> tuple[str | None, int | None]:
+    code = _code_of(_unwrap(receiver))
+    module = getattr(_unwrap(receiver), "__module__", None)
+    if module is None:
+        module = type(receiver).__module__
+    return module, (code.co_firstlineno if code is not None else None)

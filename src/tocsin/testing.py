@@ -1,0 +1,198 @@
+"""Helpers for tests: see what was sent, silence receivers, connect for a block.
+
+>>> from tocsin import Signal
+>>> from tocsin.testing import capture, muted
+>>> order_completed = Signal()
+>>> with capture(order_completed) as sent:
+...     _ = order_completed.send(sender="shop", order="#1")
+>>> sent[0].sender, sent[0].kwargs
+('shop', {'order': '#1'})
+>>> with muted(order_completed):
+...     order_completed.send(sender="shop", order="#2")
+[]
+
+Both work by shadowing the sending methods of the given signal objects for the
+duration of the block, so signals that are neither captured nor muted pay
+nothing for them. They nest, and everything is restored on exit, even when
+the block raises.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Hashable, Iterator
+from contextlib import contextmanager
+from typing import Any, NamedTuple
+
+from ._signal import Signal
+
+__all__ = ["Sent", "capture", "connected_to", "muted"]
+
+_MODES = ("send", "send_robust", "asend", "asend_robust")
+
+
+class Sent(NamedTuple):
+    """One send seen by :func:`capture`.
+
+    .. versionadded:: 0.1
+    """
+
+    signal: Signal
+    sender: Any
+    kwargs: dict[str, Any]
+    mode: str
+    """``"send"``, ``"send_robust"``, ``"asend"`` or ``"asend_robust"``."""
+
+
+class _Watch:
+    """The test state of one signal: its active captures and mutes."""
+
+    def __init__(self, signal: Signal) -> None:
+        self.signal = signal
+        self.captures: list[tuple[list[Sent], object]] = []
+        self.mutes = 0
+
+    def install(self) -> None:
+        signal = self.signal
+        for mode in _MODES:
+            original = getattr(type(signal), mode)
+            is_async = mode.startswith("a")
+            setattr(signal, mode, self._wrap(original, mode, is_async))
+        signal.has_listeners = self._has_listeners  # type: ignore[method-assign]
+
+    def uninstall(self) -> None:
+        for name in (*_MODES, "has_listeners"):
+            self.signal.__dict__.pop(name, None)
+
+    def _record(self, mode: str, sender: Any, named: dict[str, Any]) -> None:
+        for sent, wanted in self.captures:
+            if wanted is _EVERY_SENDER or wanted is sender or wanted == sender:
+                sent.append(Sent(self.signal, sender, dict(named), mode))
+
+    def _wrap(self, original: Callable[..., Any], mode: str, is_async: bool) -> Any:
+        signal = self.signal
+        if is_async:
+
+            async def send_async(sender: Any, **named: Any) -> Any:
+                self._record(mode, sender, named)
+                if self.mutes:
+                    return []
+                return await original(signal, sender, **named)
+
+            return send_async
+
+        def send(sender: Any, **named: Any) -> Any:
+            self._record(mode, sender, named)
+            if self.mutes:
+                return []
+            return original(signal, sender, **named)
+
+        return send
+
+    def _has_listeners(self, sender: object = None) -> bool:
+        # An emitter that skips work when nobody listens must still send
+        # while a capture is watching.
+        if self.captures:
+            return True
+        if self.mutes:
+            return False
+        return Signal.has_listeners(self.signal, sender)
+
+
+_EVERY_SENDER = object()
+_watches: dict[int, _Watch] = {}
+_watches_lock = threading.Lock()
+
+
+@contextmanager
+def _watching(signals: tuple[Signal, ...]) -> Iterator[list[_Watch]]:
+    if not signals:
+        raise TypeError("Name at least one signal.")
+    for signal in signals:
+        if not isinstance(signal, Signal):
+            raise TypeError(f"Expected a tocsin Signal, got {signal!r}.")
+    watches = []
+    with _watches_lock:
+        for signal in signals:
+            watch = _watches.get(id(signal))
+            if watch is None:
+                watch = _watches[id(signal)] = _Watch(signal)
+                watch.install()
+            watches.append(watch)
+    try:
+        yield watches
+    finally:
+        with _watches_lock:
+            for watch in watches:
+                if not watch.captures and not watch.mutes:
+                    watch.uninstall()
+                    _watches.pop(id(watch.signal), None)
+
+
+@contextmanager
+def capture(*signals: Signal, sender: object = _EVERY_SENDER) -> Iterator[list[Sent]]:
+    """Record every send of the given signals during the block.
+
+    Receivers still run (combine with :func:`muted` to silence them). The
+    list grows as sends happen, in order, across all the given signals.
+
+    Args:
+        sender: Record only sends from this sender.
+
+    .. versionadded:: 0.1
+    """
+    sent: list[Sent] = []
+    entry = (sent, sender)
+    with _watching(signals) as watches:
+        for watch in watches:
+            watch.captures.append(entry)
+        try:
+            yield sent
+        finally:
+            for watch in watches:
+                watch.captures.remove(entry)
+
+
+@contextmanager
+def muted(*signals: Signal) -> Iterator[None]:
+    """Call no receiver of the given signals during the block.
+
+    Sends return ``[]``, and ``has_listeners()`` is ``False`` unless a
+    :func:`capture` is watching. Connections are left untouched, so their
+    order and any connections made during the block are kept.
+
+    .. versionadded:: 0.1
+    """
+    with _watching(signals) as watches:
+        for watch in watches:
+            watch.mutes += 1
+        try:
+            yield
+        finally:
+            for watch in watches:
+                watch.mutes -= 1
+
+
+@contextmanager
+def connected_to(
+    receiver: Callable[..., Any],
+    signal: Signal,
+    sender: object = None,
+    dispatch_uid: Hashable | None = None,
+    **connect_options: Any,
+) -> Iterator[Callable[..., Any]]:
+    """Connect ``receiver`` (strongly) for the duration of the block.
+
+    .. versionadded:: 0.1
+    """
+    signal.connect(
+        receiver,
+        sender=sender,
+        weak=False,
+        dispatch_uid=dispatch_uid,
+        **connect_options,
+    )
+    try:
+        yield receiver
+    finally:
+        signal.disconnect(receiver, sender=sender, dispatch_uid=dispatch_uid)
