@@ -1,0 +1,140 @@
+"""Request signals for any ASGI application: Starlette, FastAPI, Quart, Django.
+
+Wrap the application once, outermost::
+
+    from tocsin.integrations.asgi import RequestSignalsMiddleware
+
+    app = RequestSignalsMiddleware(app)
+
+Then, for each HTTP request:
+
+1. ``request_started`` is sent (``sender``, ``scope=``) before the application
+   is called;
+2. ``got_request_exception`` is sent (``sender=None``, ``request=`` the scope)
+   if the application raises an exception, which then propagates unchanged;
+3. ``request_finished`` is sent (``sender``, ``scope=``) exactly once, after
+   the application has returned: the response has been completely sent
+   (streamed bodies included), the client went away, or the application
+   failed.
+
+This module needs no extra: it is plain ASGI 3 and imports nothing beyond the
+standard library. It needs an asyncio event loop (uvicorn, hypercorn's asyncio
+worker, daphne, granian), as :meth:`tocsin.Signal.asend` does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from ..signals import got_request_exception, request_finished, request_started
+
+__all__ = ["RequestSignalsMiddleware"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+_UNSET: Any = object()
+
+# Deliveries of request_finished that outlived a cancelled request: the loop
+# holds tasks only weakly, so they are kept here until they are done.
+_in_flight: set[asyncio.Task[Any]] = set()
+
+
+class RequestSignalsMiddleware:
+    """Send tocsin's request signals around every HTTP request of ``app``.
+
+    Args:
+        app: The ASGI 3 application to wrap.
+        sender: The sender of ``request_started`` and ``request_finished``.
+            Defaults to the class of ``app`` (as Django sends its handler's
+            class). Give it explicitly when the wrapped object is not the
+            class your receivers filter on, for instance when a framework's
+            ``add_middleware`` hands this middleware its inner stack.
+
+    What receivers get:
+
+    - ``request_started(sender, scope)``: before ``app`` is called. Async
+      receivers are awaited; synchronous ones run on the event loop, so they
+      hold it for as long as they run (keep them short, or make them async).
+      If one raises, the exception propagates, ``app`` is not called, and
+      ``request_finished`` is still sent.
+    - ``got_request_exception(sender=None, request=scope)``: when ``app``
+      raises an ``Exception``. Sent robustly: a failing receiver is logged to
+      the ``tocsin`` logger and the application's own exception propagates
+      unchanged. Not sent for cancellation.
+    - ``request_finished(sender, scope)``: exactly once per request, after
+      ``app`` has returned or raised, so after the last body message was
+      handed to the server. Sent robustly, so that every clean-up receiver
+      runs. It is shielded from cancellation: if the request's task is
+      cancelled meanwhile, the delivery completes in its own task and the
+      cancellation propagates.
+
+    Only ``http`` scopes are signalled: ``lifespan`` and ``websocket`` scopes
+    (and any other type) pass straight through, untouched.
+
+    If none of the three signals has a receiver when a request arrives, the
+    middleware steps aside for that request: it costs one check and sends
+    nothing, not even ``request_finished``. Receivers connected meanwhile
+    hear from the next request on.
+
+    The middleware keeps no state between requests; it can wrap several
+    applications and serve concurrent requests.
+
+    Raises:
+        TypeError: ``app`` is not callable.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(self, app: ASGIApp, *, sender: Any = _UNSET) -> None:
+        if not callable(app):
+            raise TypeError(
+                "RequestSignalsMiddleware wraps an ASGI application (an async "
+                f"callable taking scope, receive and send), got {app!r}."
+            )
+        self.app = app
+        self.sender = type(app) if sender is _UNSET else sender
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.app!r})"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        sender = self.sender
+        if scope["type"] != "http" or not (
+            request_started.has_listeners(sender)
+            or request_finished.has_listeners(sender)
+            or got_request_exception.has_listeners(None)
+        ):
+            await self.app(scope, receive, send)
+            return
+        try:
+            if request_started.has_listeners(sender):
+                await request_started.asend(sender, scope=scope)
+            try:
+                await self.app(scope, receive, send)
+            except Exception as error:
+                if got_request_exception.has_listeners(None):
+                    await got_request_exception.asend_robust(
+                        None, request=scope, exception=error
+                    )
+                raise
+        finally:
+            if request_finished.has_listeners(sender):
+                await _finish(sender, scope)
+
+
+async def _finish(sender: Any, scope: Scope) -> None:
+    """Send request_finished in its own task, shielded from cancellation."""
+    task = asyncio.ensure_future(request_finished.asend_robust(sender, scope=scope))
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        if not task.done():
+            _in_flight.add(task)
+            task.add_done_callback(_in_flight.discard)
+        raise
