@@ -10,7 +10,7 @@ Names that cannot be written literally fall back to a generic loop.
 from __future__ import annotations
 
 import keyword
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 __all__: list[str] = []
@@ -52,18 +52,23 @@ def make_loop(names: tuple[str, ...], robust: bool) -> Loop:
     cache = robust_loops if robust else plain_loops
     if names in cache:
         return cache[names]
-    if "signal" in names:
-        raise TypeError(
-            "Signal.send() got the keyword argument 'signal', which is reserved: "
-            "every receiver already gets the signal as signal=. "
-            "Rename the argument."
-        )
+    check_names(names)
     if not all(_is_literal_name(name) for name in names):
         return _generic_robust_loop if robust else _generic_loop
     loop = _compile(names, robust)
     if len(cache) < _MAX_LOOPS:
         cache[names] = loop
     return loop
+
+
+def check_names(names: Iterable[str]) -> None:
+    """Reject the keyword names that a send may not use."""
+    if "signal" in names:
+        raise TypeError(
+            "Signal.send() got the keyword argument 'signal', which is reserved: "
+            "every receiver already gets the signal as signal=. "
+            "Rename the argument."
+        )
 
 
 def _is_literal_name(name: str) -> bool:

@@ -102,9 +102,13 @@ def make_record(
             return WeakMethodRecord(receiver, on_death)
         return WeakRecord(receiver, on_death)
     except TypeError:
+        # For a bound method, it is the instance that must support weak refs.
+        holder = (
+            receiver.__self__ if isinstance(receiver, types.MethodType) else receiver
+        )
         raise TypeError(
             f"Cannot hold the receiver {describe(receiver)} by a weak reference "
-            f"({type(receiver).__name__} objects do not support it). "
+            f"({type(holder).__name__} objects do not support it). "
             "Connect it with weak=False."
         ) from None
 

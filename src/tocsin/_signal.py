@@ -149,6 +149,7 @@ class Signal:
         self._next_order = itertools.count().__next__
         self._dead_records: list[Record] = []
         self._dead_senders: list[Hashable] = []
+        self._plan_refs: dict[int, weakref.ref[Any]] = {}
         self._invalidate()
 
     def __repr__(self) -> str:
@@ -490,6 +491,9 @@ class Signal:
         robust: bool,
     ) -> tuple[Responses, list[Callable[..., Any]]]:
         """Deliver to receivers with connect options; return the async rest."""
+        # The plain loops reject reserved names when they are compiled; this
+        # path builds no loop, so check here, before any receiver runs.
+        _dispatch.check_names(named)
         responses: Responses = []
         awaitables: list[Callable[..., Any]] = []
         for record in records:
@@ -570,7 +574,6 @@ class Signal:
 
     def _invalidate(self) -> None:
         self._plans: dict[int, Plan] = {}
-        self._plan_refs: dict[int, weakref.ref[Any]] = {}
         self._value_plans: dict[Hashable, Plan] = {}
 
     def _resolve(self, sender: object) -> Plan:
@@ -582,6 +585,11 @@ class Signal:
                 return plan
         with self.lock:
             self._purge()
+            # A weak-reference callback may invalidate (rebind) the caches
+            # while this runs, without the lock. Storing into the dicts read
+            # here, before the connections, then only ever caches into a dict
+            # that is already discarded, never a plan computed too early.
+            plans, value_plans = self._plans, self._value_plans
             any_records = self._by_sender.get(_ANY_KEY, {})
             if sender is None:
                 own: dict[Hashable, Record] = {}
@@ -594,20 +602,31 @@ class Signal:
             ]
             plan = self._split(self._ordered(live))
             if is_value:
-                self._value_plans[_refs.sender_key(sender)] = plan
+                value_plans[_refs.sender_key(sender)] = plan
             elif sender is None or own:
                 # None lives forever; an own sender is kept alive (or tracked
                 # by a weak reference) by its connections.
-                self._plans[id(sender)] = plan
-            else:
-                try:
-                    evict = functools.partial(self._forget_plan, id(sender))
-                    self._plan_refs[id(sender)] = weakref.ref(sender, evict)
-                except TypeError:
-                    pass  # not cacheable safely: resolved again on each send
-                else:
-                    self._plans[id(sender)] = plan
+                plans[id(sender)] = plan
+            elif self._track(sender):
+                plans[id(sender)] = plan
+            # else: not cacheable safely, so resolved again on each send
             return plan
+
+    def _track(self, sender: object) -> bool:
+        """Make sure a plan cached for ``sender`` is evicted when it dies.
+
+        The weak references outlive invalidations (they go with their sender),
+        so that no plan can ever be cached under an id without one.
+        """
+        sender_id = id(sender)
+        if sender_id in self._plan_refs:
+            return True
+        try:
+            evict = functools.partial(self._forget_plan, sender_id)
+            self._plan_refs[sender_id] = weakref.ref(sender, evict)
+        except TypeError:
+            return False
+        return True
 
     @staticmethod
     def _ordered(records: Iterable[Record]) -> list[Record]:
@@ -690,16 +709,15 @@ def _run_blocking(awaitable: Any) -> Any:
     failed: list[bool] = []
 
     def run() -> None:
-        loop = asyncio.new_event_loop()
-        try:
-            task = loop.create_task(awaitable, context=context)
-            outcome.append(loop.run_until_complete(task))
-        except BaseException as error:
-            outcome.append(error)
-            failed.append(True)
-        finally:
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
+        # Like asyncio.run(): receivers still pending when another one fails
+        # are cancelled (so their cleanup runs), and the default executor is
+        # shut down. The loop factory keeps the thread's current loop as is.
+        with asyncio.Runner(loop_factory=asyncio.new_event_loop) as runner:
+            try:
+                outcome.append(runner.run(awaitable, context=context))
+            except BaseException as error:
+                outcome.append(error)
+                failed.append(True)
 
     try:
         asyncio.get_running_loop()

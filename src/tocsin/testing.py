@@ -105,7 +105,16 @@ _watches_lock = threading.Lock()
 
 
 @contextmanager
-def _watching(signals: tuple[Signal, ...]) -> Iterator[list[_Watch]]:
+def _watching(
+    signals: tuple[Signal, ...],
+    join: Callable[[_Watch], None],
+    leave: Callable[[_Watch], None],
+) -> Iterator[None]:
+    """Apply ``join`` to the watch of each signal for the block, ``leave`` after.
+
+    Both run under the lock, so that a block ending in one thread cannot
+    uninstall a watch that a block starting in another has just joined.
+    """
     if not signals:
         raise TypeError("Name at least one signal.")
     for signal in signals:
@@ -118,12 +127,14 @@ def _watching(signals: tuple[Signal, ...]) -> Iterator[list[_Watch]]:
             if watch is None:
                 watch = _watches[id(signal)] = _Watch(signal)
                 watch.install()
+            join(watch)
             watches.append(watch)
     try:
-        yield watches
+        yield
     finally:
         with _watches_lock:
             for watch in watches:
+                leave(watch)
                 if not watch.captures and not watch.mutes:
                     watch.uninstall()
                     _watches.pop(id(watch.signal), None)
@@ -143,14 +154,12 @@ def capture(*signals: Signal, sender: object = _EVERY_SENDER) -> Iterator[list[S
     """
     sent: list[Sent] = []
     entry = (sent, sender)
-    with _watching(signals) as watches:
-        for watch in watches:
-            watch.captures.append(entry)
-        try:
-            yield sent
-        finally:
-            for watch in watches:
-                watch.captures.remove(entry)
+    with _watching(
+        signals,
+        join=lambda watch: watch.captures.append(entry),
+        leave=lambda watch: watch.captures.remove(entry),
+    ):
+        yield sent
 
 
 @contextmanager
@@ -163,14 +172,16 @@ def muted(*signals: Signal) -> Iterator[None]:
 
     .. versionadded:: 0.1
     """
-    with _watching(signals) as watches:
-        for watch in watches:
-            watch.mutes += 1
-        try:
-            yield
-        finally:
-            for watch in watches:
-                watch.mutes -= 1
+    with _watching(signals, join=_mute, leave=_unmute):
+        yield
+
+
+def _mute(watch: _Watch) -> None:
+    watch.mutes += 1
+
+
+def _unmute(watch: _Watch) -> None:
+    watch.mutes -= 1
 
 
 @contextmanager
