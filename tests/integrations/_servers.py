@@ -64,7 +64,7 @@ def waitress_server(app: Any, *, threads: int = 8) -> Iterator[str]:
 
     port = free_port()
     server = waitress.server.create_server(
-        app, host="127.0.0.1", port=port, threads=threads, _quiet=True
+        app, host="127.0.0.1", port=port, threads=threads
     )
     thread = threading.Thread(target=server.run, name="waitress", daemon=True)
     thread.start()
