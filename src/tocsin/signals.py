@@ -1,20 +1,35 @@
 """The built-in signals: model, request and auth events, as in Django.
 
-These are plain :class:`tocsin.Signal` objects; the emitters send them
+These are :class:`tocsin.Signal` objects; the emitters send them
 (:mod:`tocsin.integrations.sqlalchemy` the model signals,
 :mod:`tocsin.integrations.asgi` and :mod:`tocsin.integrations.wsgi` the
 request signals, :mod:`tocsin.auth` the auth signals). Each docstring lists the
 sender and the keyword arguments that every receiver gets, besides
-``signal=``. Model signals accept a model class or a lazy
-``"app_label.ModelName"`` string as ``sender`` once :mod:`tocsin.apps` is
-populated.
+``signal=``.
+
+The model signals (all but ``class_prepared``) are :class:`ModelSignal`
+objects: besides a model class, their ``connect()``, ``disconnect()`` and
+``@receiver`` take a lazy ``"app_label.ModelName"`` string as ``sender``,
+resolved through the app registry (:mod:`tocsin.apps`) when that model is
+registered.
 """
 
 from __future__ import annotations
 
-from ._signal import Signal
+import types
+import warnings
+import weakref
+from collections.abc import Callable, Hashable
+from typing import TYPE_CHECKING, Any
+
+from . import _refs
+from ._signal import Signal, WeakReceiverWarning
+
+if TYPE_CHECKING:
+    from .apps import Registry
 
 __all__ = [
+    "ModelSignal",
     "class_prepared",
     "got_request_exception",
     "m2m_changed",
@@ -33,6 +48,222 @@ __all__ = [
 
 # -- model signals --------------------------------------------------------------
 
+
+class ModelSignal(Signal):
+    """A signal whose senders are model classes, which can be named lazily.
+
+    Wherever a sender is taken when connecting (:meth:`connect`,
+    :meth:`disconnect`, ``@receiver``), a model signal also accepts the string
+    ``"app_label.ModelName"`` (the model name is case-insensitive, as in
+    Django). If the registry already knows that model, the receiver is
+    connected to the class at once; otherwise the connection waits in the
+    registry and is made when the model is registered (when
+    ``class_prepared`` is sent for it, or by ``register_model()``).
+
+    A reference that never resolves is an error, not a silent drop:
+    :meth:`tocsin.apps.Registry.populate` raises
+    :exc:`~tocsin.apps.LazyReferenceError` when, once every app's models are
+    imported and every ``ready()`` has run, a waiting reference names an app
+    that is not installed or a model that the app does not have; after
+    ``populate()``, connecting to an unknown model raises it at once.
+
+    Sending is exactly :meth:`Signal.send`: send with the model class, never
+    with the string.
+
+    .. versionadded:: 0.1
+    """
+
+    def connect(
+        self,
+        receiver: Callable[..., Any],
+        sender: object = None,
+        weak: bool = True,
+        dispatch_uid: Hashable | None = None,
+        *,
+        priority: float = 0,
+        apps: Registry | None = None,
+        **options: Any,
+    ) -> None:
+        """Connect ``receiver``; ``sender`` may be ``"app_label.ModelName"``.
+
+        Args:
+            receiver, sender, weak, dispatch_uid, priority, options: As for
+                :meth:`Signal.connect`, with lazy senders allowed.
+            apps: The registry that resolves a lazy sender; by default
+                :data:`tocsin.apps.apps`. Ignored for a class sender.
+
+        While it waits for its model, a weakly connected receiver is still
+        held weakly: if it is garbage collected first, nothing is connected.
+        The receiver and the options are checked at once, not when the model
+        arrives.
+
+        Raises:
+            ValueError: a string sender that is not ``"app_label.ModelName"``,
+                or a receiver without ``**kwargs``.
+            TypeError: as for :meth:`Signal.connect`.
+            tocsin.apps.LazyReferenceError: the registry is populated and has
+                no such model.
+
+        .. versionadded:: 0.1
+        """
+        if apps is not None:
+            options["apps"] = apps
+        self._connect(receiver, sender, weak, dispatch_uid, priority, options)
+
+    def _connect(
+        self,
+        receiver: Callable[..., Any],
+        sender: object,
+        weak: bool,
+        dispatch_uid: Hashable | None,
+        priority: float,
+        options: dict[str, Any],
+        stacklevel: int = 3,
+    ) -> None:
+        # @receiver calls this directly, with apps= among the options.
+        registry = options.get("apps")
+        if "apps" in options:
+            options = {k: v for k, v in options.items() if k != "apps"}
+        if isinstance(sender, str):
+            self._connect_lazy(
+                receiver,
+                sender,
+                weak,
+                dispatch_uid,
+                priority,
+                options,
+                registry,
+                stacklevel + 1,
+            )
+        else:
+            super()._connect(
+                receiver, sender, weak, dispatch_uid, priority, options, stacklevel + 1
+            )
+
+    def _connect_lazy(
+        self,
+        receiver: Callable[..., Any],
+        reference: str,
+        weak: bool,
+        dispatch_uid: Hashable | None,
+        priority: float,
+        options: dict[str, Any],
+        registry: Registry | None,
+        stacklevel: int,
+    ) -> None:
+        from . import apps as apps_module
+
+        key = apps_module._split_reference(reference)
+        if registry is None:
+            registry = apps_module.apps
+        model = registry._find_model(*key)
+        if model is not None:
+            super()._connect(
+                receiver, model, weak, dispatch_uid, priority, options, stacklevel + 1
+            )
+            return
+        # Check everything now, where the mistake is, by connecting to a
+        # throwaway signal: the real connection may happen much later.
+        Signal(name=self.name)._connect(
+            receiver, None, weak, dispatch_uid, priority, dict(options), stacklevel + 1
+        )
+        match_key = (
+            ("uid", dispatch_uid)
+            if dispatch_uid is not None
+            else _refs.receiver_key(receiver)
+        )
+        if registry._has_pending(key, self, match_key):
+            return  # connecting twice is a no-op, as for a class sender
+        held = _hold(receiver, weak)
+
+        def complete(model: type) -> None:
+            live = held()
+            if live is not None:
+                self._connect_later(live, model, weak, dispatch_uid, priority, options)
+
+        module, _ = _refs.source_location(receiver)
+        pending = apps_module._Pending(
+            reference=reference,
+            key=key,
+            run=complete,
+            description=(
+                f"The {self.name or 'signal'} receiver "
+                f"{module + '.' if module else ''}{_refs.describe(receiver)}"
+            ),
+            owner=self,
+            match_key=match_key,
+            alive=lambda: held() is not None,
+        )
+        model = registry._model_or_pending(pending)
+        if model is not None:  # registered meanwhile, by another thread
+            complete(model)
+
+    def _connect_later(
+        self,
+        receiver: Callable[..., Any],
+        model: type,
+        weak: bool,
+        dispatch_uid: Hashable | None,
+        priority: float,
+        options: dict[str, Any],
+    ) -> None:
+        args = (receiver, model, weak, dispatch_uid, priority, dict(options))
+        if weak and _refs.is_transient_function(receiver):
+            # Already warned about at connect; the warning would now point at
+            # whoever prepared the model.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", WeakReceiverWarning)
+                Signal._connect(self, *args)
+        else:
+            Signal._connect(self, *args)
+
+    def disconnect(
+        self,
+        receiver: Callable[..., Any] | None = None,
+        sender: object = None,
+        dispatch_uid: Hashable | None = None,
+        apps: Registry | None = None,
+    ) -> bool:
+        """Disconnect a receiver; ``sender`` may be ``"app_label.ModelName"``.
+
+        A connection still waiting for its model is cancelled.
+
+        Args:
+            apps: The registry that resolves a lazy sender; by default
+                :data:`tocsin.apps.apps`.
+
+        Returns:
+            ``True`` if a connection (made or waiting) was removed.
+
+        .. versionadded:: 0.1
+        """
+        if not isinstance(sender, str):
+            return super().disconnect(receiver, sender, dispatch_uid)
+        from . import apps as apps_module
+
+        key = apps_module._split_reference(sender)
+        registry = apps if apps is not None else apps_module.apps
+        if dispatch_uid is not None:
+            match_key: Hashable = ("uid", dispatch_uid)
+        elif receiver is not None:
+            match_key = _refs.receiver_key(receiver)
+        else:
+            return super().disconnect(None, sender, None)  # raises the TypeError
+        dropped = registry._drop_pending(key, self, match_key)
+        model = registry._find_model(*key)
+        if model is not None:
+            return super().disconnect(receiver, model, dispatch_uid) or dropped
+        return dropped
+
+
+def _hold(receiver: Callable[..., Any], weak: bool) -> Callable[[], Any]:
+    if not weak:
+        return lambda: receiver
+    if isinstance(receiver, types.MethodType):
+        return weakref.WeakMethod(receiver)
+    return weakref.ref(receiver)
+
+
 class_prepared = Signal(
     name="class_prepared",
     doc="""A model class was defined (mapped).
@@ -41,7 +272,7 @@ class_prepared = Signal(
     """,
 )
 
-pre_init = Signal(
+pre_init = ModelSignal(
     use_caching=True,
     name="pre_init",
     doc="""A model is about to be initialised.
@@ -52,7 +283,7 @@ pre_init = Signal(
     """,
 )
 
-post_init = Signal(
+post_init = ModelSignal(
     use_caching=True,
     name="post_init",
     doc="""A model instance was initialised, by its constructor or by a load.
@@ -62,7 +293,7 @@ post_init = Signal(
     """,
 )
 
-pre_save = Signal(
+pre_save = ModelSignal(
     use_caching=True,
     name="pre_save",
     doc="""An instance is about to be written (INSERT or UPDATE).
@@ -76,7 +307,7 @@ pre_save = Signal(
     """,
 )
 
-post_save = Signal(
+post_save = ModelSignal(
     use_caching=True,
     name="post_save",
     doc="""An instance was written, inside the still-open transaction.
@@ -88,7 +319,7 @@ post_save = Signal(
     """,
 )
 
-pre_delete = Signal(
+pre_delete = ModelSignal(
     use_caching=True,
     name="pre_delete",
     doc="""An instance is about to be deleted.
@@ -100,7 +331,7 @@ pre_delete = Signal(
     """,
 )
 
-post_delete = Signal(
+post_delete = ModelSignal(
     use_caching=True,
     name="post_delete",
     doc="""An instance was deleted, inside the still-open transaction.
@@ -109,7 +340,7 @@ post_delete = Signal(
     """,
 )
 
-m2m_changed = Signal(
+m2m_changed = ModelSignal(
     use_caching=True,
     name="m2m_changed",
     doc="""A many-to-many relation changed.

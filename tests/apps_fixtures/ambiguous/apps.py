@@ -1,0 +1,9 @@
+from tocsin.apps import AppConfig
+
+
+class FirstConfig(AppConfig):
+    name = "ambiguous"
+
+
+class SecondConfig(AppConfig):
+    name = "ambiguous"

@@ -1,0 +1,1 @@
+raise RuntimeError("the models module is broken")

@@ -1,0 +1,1 @@
+"""An app without apps.py: it gets a plain AppConfig."""

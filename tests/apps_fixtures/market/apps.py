@@ -1,0 +1,6 @@
+from tocsin.apps import AppConfig
+
+
+class MarketConfig(AppConfig):
+    name = "market"
+    label = "shop"

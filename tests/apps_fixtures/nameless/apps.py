@@ -1,0 +1,5 @@
+from tocsin.apps import AppConfig
+
+
+class NamelessConfig(AppConfig):
+    pass

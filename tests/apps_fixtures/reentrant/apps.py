@@ -1,0 +1,9 @@
+from tocsin.apps import AppConfig
+
+
+class ReentrantConfig(AppConfig):
+    name = "reentrant"
+
+    def ready(self) -> None:
+        assert self.apps is not None
+        self.apps.populate(["reentrant"])

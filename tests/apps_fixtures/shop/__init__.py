@@ -1,0 +1,1 @@
+"""The seed's layout: apps.py, models.py, signals.py."""
