@@ -1,0 +1,427 @@
+"""Async receivers: detection, ordering, concurrency, contexts, and errors."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import inspect
+import logging
+import subprocess
+import sys
+import threading
+from typing import Any
+
+import pytest
+from asgiref.sync import markcoroutinefunction, sync_to_async
+
+from tocsin import Signal
+
+request_id: contextvars.ContextVar[str] = contextvars.ContextVar(
+    "request_id", default="unset"
+)
+
+
+def sync_receiver(**kwargs: Any) -> str:
+    return "sync"
+
+
+async def async_receiver(**kwargs: Any) -> str:
+    await asyncio.sleep(0)
+    return "async"
+
+
+async def failing_async_receiver(**kwargs: Any) -> None:
+    await asyncio.sleep(0)
+    raise ValueError("async receiver failed")
+
+
+def failing_sync_receiver(**kwargs: Any) -> None:
+    raise ValueError("sync receiver failed")
+
+
+class AsyncCallable:
+    async def __call__(self, **kwargs: Any) -> str:
+        return "async callable"
+
+
+class Handler:
+    async def on_event(self, **kwargs: Any) -> str:
+        return "async method"
+
+
+def marked_by_asgiref(**kwargs: Any) -> Any:
+    return async_receiver(**kwargs)
+
+
+markcoroutinefunction(marked_by_asgiref)
+
+
+def sync_work(**kwargs: Any) -> str:
+    return "sync_to_async"
+
+
+# -- what counts as async ----------------------------------------------------------
+
+handler = Handler()
+ASYNC_RECEIVERS = {
+    "async def": async_receiver,
+    "async __call__": AsyncCallable(),
+    "partial of async def": functools.partial(async_receiver),
+    "async bound method": handler.on_event,
+    "asgiref markcoroutinefunction": marked_by_asgiref,
+    "asgiref sync_to_async": sync_to_async(sync_work),
+}
+
+
+@pytest.mark.parametrize("receiver", ASYNC_RECEIVERS.values(), ids=ASYNC_RECEIVERS)
+def test_these_receivers_are_awaited(receiver: Any) -> None:
+    signal = Signal()
+    signal.connect(receiver, weak=False)
+
+    [info] = signal.receivers_info()
+    [(_, response)] = signal.send(None)
+
+    assert info.is_async is True
+    assert not inspect.isawaitable(response)
+    assert isinstance(response, str)
+
+
+@pytest.mark.skipif(
+    not hasattr(inspect, "markcoroutinefunction"), reason="Python 3.12+"
+)
+def test_a_function_marked_by_inspect_is_awaited() -> None:
+    def marked(**kwargs: Any) -> Any:
+        return async_receiver(**kwargs)
+
+    inspect.markcoroutinefunction(marked)  # type: ignore[attr-defined,unused-ignore]
+    signal = Signal()
+    signal.connect(marked, weak=False)
+
+    assert signal.receivers_info()[0].is_async is True
+    assert signal.send(None) == [(marked, "async")]
+
+
+@pytest.mark.parametrize(
+    "receiver", [sync_receiver, functools.partial(sync_receiver), lambda **kw: 1]
+)
+def test_these_receivers_are_called_synchronously(receiver: Any) -> None:
+    signal = Signal()
+    signal.connect(receiver, weak=False)
+
+    assert signal.receivers_info()[0].is_async is False
+
+
+# -- order ---------------------------------------------------------------------------
+
+
+def order_signal(calls: list[str]) -> Signal:
+    """Receivers registered async, sync, async, sync, with priorities."""
+    signal = Signal()
+
+    def sync_named(name: str) -> Any:
+        def receiver(**kwargs: Any) -> str:
+            calls.append(name)
+            return name
+
+        return receiver
+
+    def async_named(name: str) -> Any:
+        async def receiver(**kwargs: Any) -> str:
+            calls.append(name)
+            return name
+
+        return receiver
+
+    signal.connect(async_named("async-1"), weak=False)
+    signal.connect(sync_named("sync-1"), weak=False)
+    signal.connect(async_named("async-2 (priority 5)"), weak=False, priority=5)
+    signal.connect(sync_named("sync-2"), weak=False)
+    signal.connect(sync_named("sync-3 (priority -1)"), weak=False, priority=-1)
+    return signal
+
+
+EXPECTED_ORDER = [
+    # Every synchronous receiver runs first, whatever the priorities, as in
+    # Django; priority then registration order applies within each group.
+    "sync-1",
+    "sync-2",
+    "sync-3 (priority -1)",
+    "async-2 (priority 5)",
+    "async-1",
+]
+
+
+def test_send_calls_sync_receivers_before_async_ones() -> None:
+    calls: list[str] = []
+    responses = order_signal(calls).send(None)
+
+    assert calls == EXPECTED_ORDER
+    assert [response for _, response in responses] == EXPECTED_ORDER
+
+
+def test_asend_calls_sync_receivers_before_async_ones() -> None:
+    calls: list[str] = []
+    responses = asyncio.run(order_signal(calls).asend(None))
+
+    assert calls == EXPECTED_ORDER
+    assert [response for _, response in responses] == EXPECTED_ORDER
+
+
+def test_asend_runs_sync_receivers_inline_on_the_event_loop_thread() -> None:
+    threads: list[threading.Thread] = []
+
+    def record_thread(**kwargs: Any) -> None:
+        threads.append(threading.current_thread())
+
+    signal = Signal()
+    signal.connect(record_thread, weak=False)
+
+    async def main() -> threading.Thread:
+        await signal.asend(None)
+        return threading.current_thread()
+
+    assert threads == [asyncio.run(main())]
+
+
+def test_asend_with_no_receivers_or_only_sync_ones() -> None:
+    signal = Signal()
+    assert asyncio.run(signal.asend(None)) == []
+    signal.connect(sync_receiver)
+    assert asyncio.run(signal.asend(None, x=1)) == [(sync_receiver, "sync")]
+    assert asyncio.run(signal.asend_robust(None, x=1)) == [(sync_receiver, "sync")]
+
+
+# -- concurrency -----------------------------------------------------------------
+
+
+def waiting_pair() -> tuple[Signal, list[str]]:
+    """Two receivers that can only finish if they run at the same time."""
+    done: list[str] = []
+    events: dict[str, asyncio.Event] = {}
+
+    async def meet(name: str, other: str) -> str:
+        events.setdefault(name, asyncio.Event()).set()
+        event = events.setdefault(other, asyncio.Event())
+        await asyncio.wait_for(event.wait(), timeout=5)
+        done.append(name)
+        return name
+
+    async def left(**kwargs: Any) -> str:
+        return await meet("left", "right")
+
+    async def right(**kwargs: Any) -> str:
+        return await meet("right", "left")
+
+    signal = Signal()
+    signal.connect(left, weak=False)
+    signal.connect(right, weak=False)
+    return signal, done
+
+
+def test_asend_awaits_async_receivers_concurrently() -> None:
+    signal, done = waiting_pair()
+
+    responses = asyncio.run(signal.asend(None))
+
+    assert sorted(done) == ["left", "right"]
+    assert [response for _, response in responses] == ["left", "right"]
+
+
+def test_send_from_sync_code_awaits_async_receivers_concurrently() -> None:
+    signal, done = waiting_pair()
+
+    responses = signal.send(None)
+
+    assert sorted(done) == ["left", "right"]
+    assert [response for _, response in responses] == ["left", "right"]
+
+
+def test_send_inside_a_running_event_loop_still_runs_async_receivers() -> None:
+    signal, done = waiting_pair()
+    signal.connect(sync_receiver)
+
+    async def main() -> list[Any]:
+        return signal.send(None)  # a sync call from async code
+
+    responses = asyncio.run(main())
+
+    assert [response for _, response in responses] == ["sync", "left", "right"]
+    assert sorted(done) == ["left", "right"]
+
+
+def test_send_from_a_thread_running_a_loop_does_not_disturb_that_loop() -> None:
+    signal = Signal()
+    signal.connect(async_receiver)
+
+    async def main() -> tuple[list[Any], asyncio.AbstractEventLoop]:
+        loop = asyncio.get_running_loop()
+        responses = signal.send(None)
+        assert asyncio.get_running_loop() is loop
+        return responses, loop
+
+    responses, loop = asyncio.run(main())
+    assert responses == [(async_receiver, "async")]
+    assert loop.is_closed()
+
+
+def test_send_from_sync_code_leaves_no_event_loop_behind() -> None:
+    signal = Signal()
+    signal.connect(async_receiver)
+    before = threading.active_count()
+
+    signal.send(None)
+
+    with pytest.raises(RuntimeError):
+        asyncio.get_running_loop()
+    assert threading.active_count() == before
+
+
+# -- contexts ------------------------------------------------------------------------
+
+
+def test_receivers_see_the_senders_context_variables() -> None:
+    seen: list[tuple[str, str]] = []
+
+    def sync_seer(**kwargs: Any) -> None:
+        seen.append(("sync", request_id.get()))
+
+    async def async_seer(**kwargs: Any) -> None:
+        seen.append(("async", request_id.get()))
+
+    signal = Signal()
+    signal.connect(sync_seer, weak=False)
+    signal.connect(async_seer, weak=False)
+
+    def in_context() -> None:
+        request_id.set("from send")
+        signal.send(None)
+
+    contextvars.copy_context().run(in_context)
+
+    async def main() -> None:
+        request_id.set("from asend")
+        await signal.asend(None)
+
+    asyncio.run(main())
+
+    assert seen == [
+        ("sync", "from send"),
+        ("async", "from send"),
+        ("sync", "from asend"),
+        ("async", "from asend"),
+    ]
+
+
+def set_request_id(sender: Any, **kwargs: Any) -> None:
+    request_id.set(sender)
+
+
+def test_context_changes_by_sync_receivers_reach_the_sender() -> None:
+    signal = Signal()
+    signal.connect(set_request_id)
+    signal.connect(async_receiver)  # so that send() also runs an event loop
+
+    def in_context() -> str:
+        signal.send("changed by send")
+        return request_id.get()
+
+    assert contextvars.copy_context().run(in_context) == "changed by send"
+
+    async def main() -> str:
+        await signal.asend("changed by asend")
+        return request_id.get()
+
+    assert asyncio.run(main()) == "changed by asend"
+    assert request_id.get() == "unset"
+
+
+# -- errors --------------------------------------------------------------------------
+
+
+def test_asend_propagates_an_async_receivers_exception() -> None:
+    signal = Signal()
+    signal.connect(failing_async_receiver)
+
+    with pytest.raises(ValueError, match="async receiver failed"):
+        asyncio.run(signal.asend(None))
+
+
+def test_send_propagates_an_async_exception_and_cancels_the_rest() -> None:
+    cleaned_up: list[str] = []
+
+    async def slow(**kwargs: Any) -> None:
+        try:
+            await asyncio.sleep(5)
+        finally:
+            cleaned_up.append("slow")
+
+    signal = Signal()
+    signal.connect(slow, weak=False)
+    signal.connect(failing_async_receiver)
+
+    with pytest.raises(ValueError, match="async receiver failed"):
+        signal.send(None)
+    assert cleaned_up == ["slow"]
+
+
+@pytest.mark.parametrize("mode", ["send_robust", "asend_robust"])
+def test_robust_sends_return_and_log_async_and_sync_failures(
+    mode: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    signal = Signal()
+    signal.connect(failing_async_receiver)
+    signal.connect(async_receiver)
+    signal.connect(failing_sync_receiver)
+    signal.connect(sync_receiver)
+
+    async def asend_robust() -> list[Any]:
+        return await signal.asend_robust(None)
+
+    with caplog.at_level(logging.ERROR, logger="tocsin"):
+        if mode == "send_robust":
+            responses = signal.send_robust(None)
+        else:
+            responses = asyncio.run(asend_robust())
+
+    assert [receiver for receiver, _ in responses] == [
+        failing_sync_receiver,
+        sync_receiver,
+        failing_async_receiver,
+        async_receiver,
+    ]
+    sync_error, sync_ok, async_error, async_ok = (r for _, r in responses)
+    assert (sync_ok, async_ok) == ("sync", "async")
+    for error in (sync_error, async_error):
+        assert isinstance(error, ValueError)
+        assert error.__traceback__ is not None
+    assert [record.getMessage() for record in caplog.records] == [
+        "Error calling failing_sync_receiver in Signal.send_robust() "
+        "(sync receiver failed)",
+        "Error calling failing_async_receiver in Signal.send_robust() "
+        "(async receiver failed)",
+    ]
+    assert all(record.exc_info for record in caplog.records)
+
+
+# -- asyncio stays unimported ----------------------------------------------------
+
+
+def test_sync_use_does_not_import_asyncio() -> None:
+    code = (
+        "import sys\n"
+        "import tocsin\n"
+        "def f(**kwargs): return 1\n"
+        "s = tocsin.Signal()\n"
+        "s.connect(f)\n"
+        "assert s.send(None) == [(f, 1)]\n"
+        "assert s.send_robust(None, x=1) == [(f, 1)]\n"
+        "s.receivers_info()\n"
+        "s.disconnect(f)\n"
+        "print('asyncio' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
