@@ -510,3 +510,34 @@ def test_pending_references_are_listed(tmp_path: Path) -> None:
         "The post_save receiver test_apps.test_pending_references_are_listed."
         "<locals>.on_save -> 'shop.Customer'"
     ]
+
+
+def test_models_imported_before_tocsin_apps_are_named_in_the_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # As if blog.models had been imported, and Post prepared, before tocsin.apps.
+    import blog.models
+
+    import tocsin.apps
+
+    tocsin.apps._prepared.pop(("blog.models", "Post"))
+    monkeypatch.setattr(
+        tocsin.apps, "_modules_before_import", frozenset({"blog", "blog.models"})
+    )
+    registry = Registry()
+
+    def on_save(sender: Any, **kwargs: Any) -> None:
+        pass
+
+    post_save.connect(on_save, sender="blog.Post", weak=False, apps=registry)
+    with pytest.raises(LazyReferenceError) as caught:
+        registry.populate(["blog"])
+    assert str(caught.value).endswith(
+        "but app 'blog' has no model 'Post'. Note: blog.models was imported before "
+        "tocsin.apps, so the classes it prepared then are unknown: import "
+        "tocsin.apps first, or call register_model()."
+    )
+    # The documented way out.
+    registry.register_model("blog", blog.models.Post)
+    registry.populate(["blog"])
+    assert registry.get_model("blog.Post") is blog.models.Post

@@ -498,8 +498,9 @@ def test_unknown_model_after_populate_fails_at_once() -> None:
     assert str(caught.value) == (
         "The post_save receiver test_model_signal."
         "test_unknown_model_after_populate_fails_at_once.<locals>.on_save has a "
-        "lazy reference to 'blog.Pst', but app 'blog' has no model 'Pst' (the "
-        "registry is already populated)."
+        "lazy reference to 'blog.Pst', but app 'blog' has no model 'Pst' (its "
+        "models: Post). The registry is already populated: it will not appear "
+        "later."
     )
     with pytest.raises(LazyReferenceError, match="but app 'shop' isn't installed"):
         post_save.connect(on_save, sender="shop.User", weak=False, apps=registry)

@@ -450,6 +450,10 @@ def _import_config_class(entry: str) -> type[AppConfig]:
 # imported, by (module, qualname): a registry populated later still finds the
 # models that were imported first. The newest class wins, as after a reload.
 # A fact about the process, not configuration; classes are held weakly.
+# The modules imported before this one: class_prepared sent by them was not
+# recorded. Only used to explain a lookup that fails because of it.
+_modules_before_import = frozenset(sys.modules)
+
 _prepared: weakref.WeakValueDictionary[tuple[str, str], type] = (
     weakref.WeakValueDictionary()
 )
@@ -684,24 +688,38 @@ class Registry:
     def _check_lazy_references(self) -> None:
         with self._state_lock:
             pending = [op for ops in self._pending.values() for op in ops]
-        problems = []
-        for op in pending:
-            if not op.alive():
-                continue
-            label = op.key[0]
-            if label in self._state.app_configs:
-                name = op.reference.partition(".")[2]
-                why = f"app {label!r} has no model {name!r}"
-                known = [m.__name__ for m in self._models_of(label)]
-                if known:
-                    why += f" (its models: {', '.join(known)})"
-            else:
-                why = f"app {label!r} isn't installed"
-            problems.append(
-                f"{op.description} has a lazy reference to {op.reference!r}, but {why}."
-            )
+        problems = [self._unresolved(op) for op in pending if op.alive()]
         if problems:
             raise LazyReferenceError("\n".join(problems))
+
+    def _unresolved(self, op: _Pending, populated: bool = False) -> str:
+        label = op.key[0]
+        config = self._state.app_configs.get(label)
+        if config is None:
+            why = f"app {label!r} isn't installed"
+        else:
+            why = f"app {label!r} has no model {op.reference.partition('.')[2]!r}"
+            known = [m.__name__ for m in self._models_of(label)]
+            if known:
+                why += f" (its models: {', '.join(known)})"
+        message = (
+            f"{op.description} has a lazy reference to {op.reference!r}, but {why}."
+        )
+        if populated:
+            message += " The registry is already populated: it will not appear later."
+        if config is not None:
+            early = sorted(
+                name
+                for name in _modules_before_import
+                if name.startswith(config.name + ".")
+            )
+            if early:
+                message += (
+                    f" Note: {', '.join(early)} was imported before tocsin.apps, "
+                    "so the classes it prepared then are unknown: import "
+                    "tocsin.apps first, or call register_model()."
+                )
+        return message
 
     def _snapshot(self) -> _State:
         with self._state_lock:
@@ -910,15 +928,7 @@ class Registry:
             if not self._state.ready:
                 self._pending.setdefault(op.key, []).append(op)
                 return None
-        label = op.key[0]
-        if label in self._state.app_configs:
-            why = f"app {label!r} has no model {op.reference.partition('.')[2]!r}"
-        else:
-            why = f"app {label!r} isn't installed"
-        raise LazyReferenceError(
-            f"{op.description} has a lazy reference to {op.reference!r}, but "
-            f"{why} (the registry is already populated)."
-        )
+        raise LazyReferenceError(self._unresolved(op, populated=True))
 
     def _has_pending(
         self, key: tuple[str, str], owner: object, match_key: object
