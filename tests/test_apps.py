@@ -534,7 +534,7 @@ def test_models_imported_before_tocsin_apps_are_named_in_the_error(
         registry.populate(["blog"])
     assert str(caught.value).endswith(
         "but app 'blog' has no model 'Post'. Note: blog.models was imported before "
-        "tocsin.apps, so the classes it prepared then are unknown: import "
+        "tocsin.apps, so the classes prepared then are unknown: import "
         "tocsin.apps first, or call register_model()."
     )
     # The documented way out.

@@ -167,7 +167,7 @@ class AppConfig:
         self.apps: Registry | None = None
         #: The app's imported ``models`` module, or ``None`` if it has none.
         self.models_module: ModuleType | None = None
-        if "label" not in self.__dict__ and not _class_defines(self, "label"):
+        if not _class_defines(self, "label"):
             self.label = app_name.rpartition(".")[2]
         if not self.label.isidentifier():
             raise ImproperlyConfigured(
@@ -389,11 +389,11 @@ def _discover_config(entry: str, module: ModuleType) -> type[AppConfig] | None:
         and issubclass(value, AppConfig)
         and value is not AppConfig
         and value.__module__ == apps_name
-        and value.__dict__.get("default", True)
+        and getattr(value, "default", True)
     ]
     if len(candidates) <= 1:
         return candidates[0] if candidates else None
-    defaults = [c for c in candidates if c.__dict__.get("default") is True]
+    defaults = [c for c in candidates if getattr(c, "default", None) is True]
     if len(defaults) == 1:
         return defaults[0]
     names = ", ".join(sorted(c.__qualname__ for c in defaults or candidates))
@@ -459,9 +459,18 @@ _prepared: weakref.WeakValueDictionary[tuple[str, str], type] = (
 )
 
 
+_prepared_lock = threading.Lock()
+
+
 def _remember_prepared(sender: object, **kwargs: Any) -> None:
     if isinstance(sender, type):
-        _prepared[(sender.__module__, sender.__qualname__)] = sender
+        with _prepared_lock:
+            _prepared[(sender.__module__, sender.__qualname__)] = sender
+
+
+def _prepared_classes() -> list[type]:
+    with _prepared_lock:
+        return list(_prepared.values())
 
 
 class_prepared.connect(_remember_prepared, weak=False, dispatch_uid=_remember_prepared)
@@ -669,7 +678,7 @@ class Registry:
         for config in configs.values():
             config.import_models()
         # Classes prepared before this registry knew their app.
-        for cls in list(_prepared.values()):
+        for cls in _prepared_classes():
             if cls.__module__ in sys.modules:
                 self._register_if_installed(cls)
         self._state.models_ready = True
@@ -708,16 +717,18 @@ class Registry:
         if populated:
             message += " The registry is already populated: it will not appear later."
         if config is not None:
+            models = f"{config.name}.{MODELS_MODULE_NAME}"
             early = sorted(
                 name
                 for name in _modules_before_import
-                if name.startswith(config.name + ".")
+                if name == models or name.startswith(models + ".")
             )
             if early:
                 message += (
-                    f" Note: {', '.join(early)} was imported before tocsin.apps, "
-                    "so the classes it prepared then are unknown: import "
-                    "tocsin.apps first, or call register_model()."
+                    f" Note: {', '.join(early)} "
+                    f"{'was' if len(early) == 1 else 'were'} imported before "
+                    "tocsin.apps, so the classes prepared then are unknown: "
+                    "import tocsin.apps first, or call register_model()."
                 )
         return message
 
