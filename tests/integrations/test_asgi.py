@@ -472,3 +472,66 @@ def test_the_sender_defaults_to_the_apps_class_and_can_be_given() -> None:
 def test_wrapping_something_that_is_not_an_app_is_a_type_error() -> None:
     with pytest.raises(TypeError, match="wraps an ASGI application"):
         RequestSignalsMiddleware("app:main")  # type: ignore[arg-type]
+
+
+def test_receivers_that_do_not_wait_run_inside_the_requests_own_task() -> None:
+    tasks: dict[str, Any] = {}
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        tasks["app"] = asyncio.current_task()
+
+    def sync_receiver(sender: Any, **kwargs: Any) -> None:
+        tasks["sync"] = asyncio.current_task()
+
+    async def quick_receiver(sender: Any, **kwargs: Any) -> None:
+        tasks["async"] = asyncio.current_task()
+
+    scope = {"type": "http", "path": "/"}
+    with (
+        connected_to(sync_receiver, request_finished),
+        connected_to(quick_receiver, request_finished),
+    ):
+        asyncio.run(RequestSignalsMiddleware(app)(scope, _no_message, _discard))
+
+    assert tasks["sync"] is tasks["app"]
+    assert tasks["async"] is tasks["app"]
+
+
+def test_async_finished_receivers_that_wait_all_complete_before_the_request_ends() -> (
+    None
+):
+    done: list[str] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        pass
+
+    async def yields_once(sender: Any, **kwargs: Any) -> str:
+        await asyncio.sleep(0)
+        done.append("yields once")
+        return "a"
+
+    async def sleeps(sender: Any, **kwargs: Any) -> str:
+        await asyncio.sleep(0.01)
+        await asyncio.sleep(0)
+        await asyncio.sleep(0.01)
+        done.append("sleeps")
+        return "b"
+
+    async def fails(sender: Any, **kwargs: Any) -> str:
+        await asyncio.sleep(0.005)
+        raise RuntimeError("failing clean-up")
+
+    async def main() -> None:
+        scope = {"type": "http", "path": "/"}
+        await RequestSignalsMiddleware(app)(scope, _no_message, _discard)
+        done.append("request over")
+
+    with (
+        connected_to(yields_once, request_finished),
+        connected_to(sleeps, request_finished),
+        connected_to(fails, request_finished),
+    ):
+        asyncio.run(main())
+
+    assert sorted(done[:2]) == ["sleeps", "yields once"]
+    assert done[2:] == ["request over"]

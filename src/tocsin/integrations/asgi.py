@@ -25,7 +25,7 @@ worker, daphne, granian), as :meth:`tocsin.Signal.asend` does.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
 from typing import Any
 
 from ..signals import got_request_exception, request_finished, request_started
@@ -104,13 +104,21 @@ class RequestSignalsMiddleware:
         return f"{type(self).__name__}({self.app!r})"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
         sender = self.sender
-        if scope["type"] != "http" or not (
+        if not (
             request_started.has_listeners(sender)
             or request_finished.has_listeners(sender)
-            or got_request_exception.has_listeners(None)
         ):
-            await self.app(scope, receive, send)
+            # Nobody to tell about the request itself: only watch for errors
+            # (a try block costs nothing until something is raised).
+            try:
+                await self.app(scope, receive, send)
+            except Exception as error:
+                await _report(scope, error)
+                raise
             return
         try:
             if request_started.has_listeners(sender):
@@ -118,23 +126,60 @@ class RequestSignalsMiddleware:
             try:
                 await self.app(scope, receive, send)
             except Exception as error:
-                if got_request_exception.has_listeners(None):
-                    await got_request_exception.asend_robust(
-                        None, request=scope, exception=error
-                    )
+                await _report(scope, error)
                 raise
         finally:
             if request_finished.has_listeners(sender):
                 await _finish(sender, scope)
 
 
+async def _report(scope: Scope, error: Exception) -> None:
+    if got_request_exception.has_listeners(None):
+        await got_request_exception.asend_robust(None, request=scope, exception=error)
+
+
 async def _finish(sender: Any, scope: Scope) -> None:
-    """Send request_finished in its own task, shielded from cancellation."""
-    task = asyncio.ensure_future(request_finished.asend_robust(sender, scope=scope))
+    """Send request_finished exactly once, whatever cancels the request.
+
+    The send starts at once, in this task, so that synchronous receivers (and
+    async ones that do not wait for anything) are done without scheduling
+    anything. If it has to wait, the rest runs in a task of its own, shielded:
+    cancelling the request then cancels only the waiting, not the delivery.
+    """
+    delivery = request_finished.asend_robust(sender, scope=scope)
+    try:
+        waiting_for = delivery.send(None)
+    except StopIteration:
+        return
+    task = asyncio.ensure_future(_complete(delivery, waiting_for))
     try:
         await asyncio.shield(task)
     except asyncio.CancelledError:
         if not task.done():
             _in_flight.add(task)
             task.add_done_callback(_in_flight.discard)
+        raise
+
+
+async def _complete(coroutine: Coroutine[Any, Any, Any], waiting_for: Any) -> None:
+    """Drive a started coroutine to its end, as the task that started it would.
+
+    ``waiting_for`` is what it last yielded to its task: an asyncio future,
+    or None for a bare yield (``asyncio.sleep(0)``).
+    """
+    try:
+        while True:
+            if waiting_for is None:
+                await asyncio.sleep(0)
+            else:
+                # Acknowledge the future as a task does, then wait for it
+                # without consuming its outcome: the coroutine reads it.
+                waiting_for._asyncio_future_blocking = False
+                await asyncio.wait((waiting_for,))
+            try:
+                waiting_for = coroutine.send(None)
+            except StopIteration:
+                return
+    except BaseException:
+        coroutine.close()
         raise
