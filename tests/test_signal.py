@@ -346,7 +346,7 @@ class NoKwargsCallable:
 
 @pytest.mark.parametrize("receiver", [no_kwargs, NoKwargsCallable(), print])
 def test_a_receiver_without_kwargs_is_a_value_error(receiver: Any) -> None:
-    with pytest.raises(ValueError) as caught:
+    with pytest.raises(ValueError, match="keyword arguments") as caught:
         Signal().connect(receiver, weak=False)
     assert str(caught.value) == (
         "Signal receivers must accept keyword arguments (**kwargs)."
@@ -470,8 +470,7 @@ def test_send_robust_returns_exceptions_with_tracebacks_and_logs_them(
     assert log.name == "tocsin"
     assert log.levelno == logging.ERROR
     assert log.getMessage() == (
-        f"Error calling {fail.__qualname__} in Signal.send_robust() "
-        "(receiver failed)"
+        f"Error calling {fail.__qualname__} in Signal.send_robust() (receiver failed)"
     )
     assert log.exc_info is not None
     assert log.exc_info[1] is error

@@ -146,18 +146,25 @@ def test_concurrent_connect_disconnect_send_and_gc_stay_consistent() -> None:
     assert all(not info.weak for info in infos)  # every weak one died
 
 
+def all_at_once(action: Callable[[], object], threads: int = 8) -> list[object]:
+    """Run ``action`` in ``threads`` threads released together; the results."""
+    barrier = threading.Barrier(threads)
+    results: list[object] = []
+
+    def run() -> None:
+        barrier.wait(timeout=WATCHDOG)
+        results.append(action())
+
+    assert run_threads([run] * threads) == []
+    return results
+
+
 @pytest.mark.usefixtures("frequent_thread_switches")
 def test_concurrent_connects_of_one_receiver_make_one_connection() -> None:
     for _ in range(20):
         signal = Signal()
         receiver = Counting()
-        barrier = threading.Barrier(8)
-
-        def connect() -> None:
-            barrier.wait(timeout=WATCHDOG)
-            signal.connect(receiver, dispatch_uid="only-once")
-
-        assert run_threads([connect] * 8) == []
+        all_at_once(lambda: signal.connect(receiver, dispatch_uid="only-once"))  # noqa: B023 (run before the next iteration)
         signal.send(None, token="t")
         assert receiver.calls["t"] == 1
 
@@ -168,12 +175,5 @@ def test_concurrent_disconnects_report_one_removal() -> None:
         signal = Signal()
         receiver = Counting()
         signal.connect(receiver)
-        barrier = threading.Barrier(8)
-        removed: list[bool] = []
-
-        def disconnect() -> None:
-            barrier.wait(timeout=WATCHDOG)
-            removed.append(signal.disconnect(receiver))
-
-        assert run_threads([disconnect] * 8) == []
+        removed = all_at_once(lambda: signal.disconnect(receiver))  # noqa: B023 (run before the next iteration)
         assert sorted(removed) == [False] * 7 + [True]

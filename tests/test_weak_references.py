@@ -247,9 +247,7 @@ def test_a_new_sender_with_a_recycled_id_gets_none_of_the_old_receivers() -> Non
 
     assert receivers_of(signal, new) == [module_receiver]
     assert signal.has_listeners(new) is True  # via module_receiver only
-    assert [i.receiver for i in signal.receivers_info(sender=new)] == [
-        module_receiver
-    ]
+    assert [i.receiver for i in signal.receivers_info(sender=new)] == [module_receiver]
 
 
 def test_a_recycled_id_after_a_cached_plan_without_own_receivers() -> None:

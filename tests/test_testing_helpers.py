@@ -1,0 +1,225 @@
+"""tocsin.testing: capture(), muted() and connected_to()."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from tocsin import Signal
+from tocsin.testing import Sent, capture, connected_to, muted
+
+
+class Sender:
+    pass
+
+
+class Recorder:
+    def __init__(self, name: str = "recorder") -> None:
+        self.name = name
+        self.calls: list[dict[str, Any]] = []
+
+    def __call__(self, **kwargs: Any) -> str:
+        self.calls.append(kwargs)
+        return self.name
+
+
+def connected_signal(*names: str) -> tuple[Signal, list[Recorder]]:
+    signal = Signal()
+    recorders = [Recorder(name) for name in names]
+    for recorder in recorders:
+        signal.connect(recorder, weak=False)
+    return signal, recorders
+
+
+def test_capture_records_every_send_and_lets_receivers_run() -> None:
+    signal, [recorder] = connected_signal("r")
+    sender = Sender()
+
+    async def send_async() -> None:
+        await signal.asend(sender, step=3)
+        await signal.asend_robust(sender, step=4)
+
+    with capture(signal) as sent:
+        assert signal.send(sender, step=1) == [(recorder, "r")]
+        signal.send_robust(sender, step=2)
+        asyncio.run(send_async())
+
+    assert sent == [
+        Sent(signal, sender, {"step": 1}, "send"),
+        Sent(signal, sender, {"step": 2}, "send_robust"),
+        Sent(signal, sender, {"step": 3}, "asend"),
+        Sent(signal, sender, {"step": 4}, "asend_robust"),
+    ]
+    assert [call["step"] for call in recorder.calls] == [1, 2, 3, 4]
+    assert sent[0].signal is signal
+    assert sent[0].mode == "send"
+
+
+def test_capture_of_several_signals_keeps_their_order() -> None:
+    one, two, other = Signal(), Signal(), Signal()
+
+    with capture(one, two) as sent:
+        two.send("a")
+        other.send("ignored")
+        one.send("b")
+
+    assert [(s.signal, s.sender) for s in sent] == [(two, "a"), (one, "b")]
+
+
+def test_capture_can_filter_by_sender() -> None:
+    signal = Signal()
+    wanted = Sender()
+
+    with capture(signal, sender=wanted) as sent:
+        signal.send(Sender())
+        signal.send(wanted, x=1)
+        signal.send(None)
+
+    assert [(s.sender, s.kwargs) for s in sent] == [(wanted, {"x": 1})]
+
+
+def test_capture_records_nothing_after_the_block() -> None:
+    signal = Signal()
+    with capture(signal) as sent:
+        pass
+    signal.send(None)
+
+    assert sent == []
+    assert "send" not in vars(signal)  # the shadowing is gone
+
+
+def test_nested_captures_each_record() -> None:
+    signal = Signal()
+    with capture(signal) as outer:
+        signal.send("first")
+        with capture(signal) as inner:
+            signal.send("second")
+        signal.send("third")
+
+    assert [s.sender for s in outer] == ["first", "second", "third"]
+    assert [s.sender for s in inner] == ["second"]
+
+
+def test_muted_calls_no_receiver() -> None:
+    signal, [recorder] = connected_signal("r")
+
+    with muted(signal):
+        assert signal.send(None) == []
+        assert signal.send_robust(None) == []
+        assert asyncio.run(signal.asend(None)) == []
+        assert asyncio.run(signal.asend_robust(None)) == []
+
+    assert recorder.calls == []
+    assert signal.send(None) == [(recorder, "r")]
+
+
+def test_muted_restores_connections_and_their_order_even_on_error() -> None:
+    signal, _ = connected_signal("a", "b", "c")
+    late = Recorder("late")
+
+    def connect_then_fail() -> None:
+        with muted(signal):
+            signal.connect(late, weak=False)
+            raise RuntimeError("inside the block")
+
+    with pytest.raises(RuntimeError, match="inside the block"):
+        connect_then_fail()
+
+    assert [r for _, r in signal.send(None)] == ["a", "b", "c", "late"]
+    assert "send" not in vars(signal)
+
+
+def test_muted_mutes_only_the_given_signals() -> None:
+    muted_signal, [silent] = connected_signal("silent")
+    other, [loud] = connected_signal("loud")
+
+    with muted(muted_signal):
+        muted_signal.send(None)
+        other.send(None)
+
+    assert silent.calls == []
+    assert len(loud.calls) == 1
+
+
+def test_nested_mutes_end_with_the_outermost() -> None:
+    signal, [recorder] = connected_signal("r")
+
+    with muted(signal):
+        with muted(signal):
+            signal.send(None)
+        signal.send(None)
+        assert recorder.calls == []
+    signal.send(None)
+
+    assert len(recorder.calls) == 1
+
+
+def test_capture_inside_muted_records_sends_that_reach_no_receiver() -> None:
+    signal, [recorder] = connected_signal("r")
+
+    with muted(signal), capture(signal) as sent:
+        assert signal.send("s", x=1) == []
+
+    assert [(s.sender, s.kwargs) for s in sent] == [("s", {"x": 1})]
+    assert recorder.calls == []
+
+
+def test_has_listeners_under_capture_and_mute() -> None:
+    empty = Signal()
+    busy, _ = connected_signal("r")
+
+    with capture(empty):
+        # An emitter that checks has_listeners() first must still send.
+        assert empty.has_listeners() is True
+    assert empty.has_listeners() is False
+
+    with muted(busy):
+        assert busy.has_listeners() is False
+        with capture(busy):
+            assert busy.has_listeners() is True
+        assert busy.has_listeners() is False
+    assert busy.has_listeners() is True
+
+
+def test_capture_and_muted_need_signals() -> None:
+    with pytest.raises(TypeError, match="at least one signal"), capture():
+        pass
+    with pytest.raises(TypeError, match="Expected a tocsin Signal"), muted("x"):  # type: ignore[arg-type]
+        pass
+
+
+def test_connected_to_connects_strongly_for_the_block_only() -> None:
+    signal = Signal()
+    sender = Sender()
+
+    def on_event(**kwargs: Any) -> str:  # a local function: no warning
+        return "local"
+
+    with connected_to(on_event, signal, sender=sender) as connected:
+        assert connected is on_event
+        assert signal.send(sender) == [(on_event, "local")]
+        assert signal.send(Sender()) == []
+        assert signal.receivers_info()[0].weak is False
+
+    assert signal.send(sender) == []
+    assert signal.receivers_info() == []
+
+
+def test_connected_to_disconnects_on_error_and_forwards_options() -> None:
+    signal, _ = connected_signal("existing")
+    recorder = Recorder("first")
+
+    seen: list[list[str]] = []
+
+    def send_then_fail() -> None:
+        with connected_to(recorder, signal, dispatch_uid="uid", priority=10):
+            seen.append([r for _, r in signal.send(None)])
+            raise RuntimeError("inside the block")
+
+    with pytest.raises(RuntimeError, match="inside the block"):
+        send_then_fail()
+    assert seen == [["first", "existing"]]
+
+    assert [r for _, r in signal.send(None)] == ["existing"]
