@@ -709,15 +709,26 @@ def _run_blocking(awaitable: Any) -> Any:
     failed: list[bool] = []
 
     def run() -> None:
-        # Like asyncio.run(): receivers still pending when another one fails
-        # are cancelled (so their cleanup runs), and the default executor is
-        # shut down. The loop factory keeps the thread's current loop as is.
-        with asyncio.Runner(loop_factory=asyncio.new_event_loop) as runner:
-            try:
-                outcome.append(runner.run(awaitable, context=context))
-            except BaseException as error:
-                outcome.append(error)
-                failed.append(True)
+        loop = asyncio.new_event_loop()
+        try:
+            task = loop.create_task(awaitable, context=context)
+            outcome.append(loop.run_until_complete(task))
+        except BaseException as error:
+            outcome.append(error)
+            failed.append(True)
+        finally:
+            # As asyncio.run() does: receivers still pending (because another
+            # one failed) or tasks they started are cancelled, so that their
+            # cleanup runs before the loop closes.
+            pending = asyncio.all_tasks(loop)
+            for leftover in pending:
+                leftover.cancel()
+            if pending:
+                loop.run_until_complete(
+                    asyncio.gather(*pending, return_exceptions=True)
+                )
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
 
     try:
         asyncio.get_running_loop()
