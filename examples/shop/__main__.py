@@ -1,0 +1,177 @@
+"""``make demo``: serve the shop on 127.0.0.1 and drive it with real requests.
+
+For each request it prints the signals sent and what the receivers did.
+``--serve`` keeps the server running for a person to try in a browser.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import socket
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+
+from tocsin import signals as catalog
+from tocsin.apps import apps
+from tocsin.integrations import sqlalchemy as model_signals
+
+from . import mailer, timeline
+from .models import Base
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="make demo", description=__doc__)
+    parser.add_argument(
+        "--serve", action="store_true", help="keep serving until Ctrl-C"
+    )
+    parser.add_argument(
+        "--port", type=int, default=0, help="port (default: a free one)"
+    )
+    args = parser.parse_args(argv)
+
+    database = Path(tempfile.mkdtemp(prefix="tocsin-shop-")) / "shop.db"
+    engine = create_async_engine(f"sqlite+aiosqlite:///{database}")
+    # Start-up, as an application does it once: model signals for the shop's
+    # models, then the app registry, whose ShopConfig.ready() imports signals.py.
+    model_signals.install(Base, databases={engine: "default"})
+    apps.populate(["examples.shop"])
+    asyncio.run(_create_tables(engine))
+    from .signals import order_completed  # connected by ready() already
+
+    timeline.mark_commits()
+    timeline.trace(
+        catalog.request_started,
+        catalog.pre_save,
+        catalog.post_save,
+        catalog.user_logged_in,
+        catalog.user_login_failed,
+        catalog.user_logged_out,
+        catalog.request_finished,
+        order_completed,
+    )
+
+    from .web import create_app
+
+    app = create_app(async_sessionmaker(engine, expire_on_commit=False))
+    port = args.port or _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            print("the server did not start", file=sys.stderr)
+            return 1
+        time.sleep(0.02)
+    url = f"http://127.0.0.1:{port}"
+    print(f"tocsin demo: the shop is served by uvicorn at {url} (SQLite: {database})\n")
+    _print_wiring()
+    try:
+        if args.serve:
+            print(
+                f"\nOpen {url} in a browser; the signals of each request print here. Ctrl-C stops.\n"
+            )
+            timeline.entries.clear()
+            _follow(thread)
+        else:
+            _drive(url)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+    return 0
+
+
+async def _create_tables(engine: Any) -> None:
+    async with engine.begin() as connection:
+        await connection.run_sync(Base.metadata.create_all)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _print_wiring() -> None:
+    print("Receivers wired by ShopConfig.ready() (from Signal.receivers_info()):")
+    from .signals import order_completed
+
+    for signal in (
+        catalog.post_save,
+        catalog.user_logged_in,
+        catalog.user_login_failed,
+        catalog.user_logged_out,
+        order_completed,
+    ):
+        for info in signal.receivers_info():
+            if info.module != "examples.shop.signals":
+                continue
+            sender = getattr(info.sender, "__name__", "any sender")
+            extras = ", ".join(
+                [f"{key}={value}" for key, value in info.options.items()]
+                + ([f"dispatch_uid={info.dispatch_uid!r}"] if info.dispatch_uid else [])
+            )
+            print(
+                f"  {signal.name:<18} {info.qualname:<20} sender={sender:<10} "
+                f"signals.py:{info.line} {extras}"
+            )
+
+
+STEPS: list[tuple[str, dict[str, Any], str]] = [
+    ("/signup", {"email": "alice@example.com", "password": "correct horse"}, ""),
+    ("/login", {"email": "alice@example.com", "password": "wrong guess"}, ""),
+    ("/login", {"email": "alice@example.com", "password": "correct horse"}, ""),
+    ("/orders", {"total_cents": 4200}, "token"),
+    ("/logout", {}, "token"),
+]
+
+
+def _drive(url: str) -> None:
+    token = ""
+    with httpx.Client(base_url=url, timeout=10) as client:
+        for path, body, auth in STEPS:
+            timeline.entries.clear()
+            timeline.request_done.clear()
+            headers = {"authorization": f"Bearer {token}"} if auth else {}
+            response = client.post(path, json=body, headers=headers)
+            if not timeline.request_done.wait(timeout=10):
+                raise RuntimeError(f"request_finished was not sent for {path}")
+            token = response.json().get("token", token)
+            shown = {
+                k: "(not shown)" if k == "password" else v for k, v in body.items()
+            }
+            print(f"\nPOST {path} {json.dumps(shown)} -> {response.status_code}")
+            print("\n".join(timeline.entries))
+    print(f"\nOutbox ({len(mailer.outbox)} emails):")
+    for to, text in mailer.outbox:
+        print(f"  to {to}: {text}")
+
+
+def _follow(thread: threading.Thread) -> None:
+    try:
+        while thread.is_alive():
+            if timeline.request_done.wait(timeout=0.2):
+                timeline.request_done.clear()
+                print("\n".join(timeline.entries) + "\n", flush=True)
+                timeline.entries.clear()
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""The demo's output: a readable timeline of the signals sent and what the
+receivers did. Only the demo needs this; an application would log instead."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from tocsin import Signal
+
+entries: list[str] = []
+request_done = threading.Event()
+
+
+def did(text: str) -> None:
+    """Called by a receiver to say what it did."""
+    entries.append(f"        {text}")
+
+
+def _label(value: Any) -> str:
+    return value.__name__ if isinstance(value, type) else repr(value)
+
+
+def _summary(named: dict[str, Any]) -> str:
+    parts = []
+    for key, value in named.items():
+        if key in {"signal", "session", "request", "environ", "raw", "using"}:
+            continue
+        if key == "scope":
+            parts.append(f"path={value['path']}")
+        elif key == "update_fields" and value is None:
+            continue
+        else:
+            parts.append(f"{key}={_label(value)}")
+    return " ".join(parts)
+
+
+def _tracer(signal: Signal, sender: Any, **named: Any) -> None:
+    entries.append(f"  -> {signal.name:<18} sender={_label(sender)} {_summary(named)}")
+    if signal.name == "request_finished":
+        request_done.set()
+
+
+def mark_commits() -> None:
+    """Show each COMMIT in the timeline, so on-commit receivers stand out."""
+    from sqlalchemy import event
+    from sqlalchemy.orm import Session
+
+    @event.listens_for(Session, "after_commit")
+    def _committed(session: Session) -> None:
+        entries.append("  == COMMIT")
+
+
+def trace(*signals: Signal) -> None:
+    """Record every send of ``signals`` in the timeline, before any receiver."""
+    for signal in signals:
+        signal.connect(_tracer, weak=False, priority=float("inf"))
