@@ -625,3 +625,27 @@ def test_receivers_info_leaves_out_dead_receivers() -> None:
 
     assert [info.receiver for info in signal.receivers_info()] == [first]
     assert len(signal.receivers) == 1
+
+
+def test_a_str_subclass_sender_reaches_receivers_of_the_equal_string() -> None:
+    import enum
+
+    class Shop(enum.StrEnum):
+        MAIN = "main"
+
+    signal = Signal()
+    signal.connect(first, sender="main")
+    assert signal.send(Shop.MAIN, val=1) == [(first, "first")]
+    assert signal.send(True, val=1) == []
+
+
+def test_true_and_1_are_different_senders() -> None:
+    signal = Signal()
+    signal.connect(first, sender=1)
+    assert signal.send(True, val=1) == []
+    assert signal.send(1, val=2) == [(first, "first")]
+
+
+def test_a_nan_priority_is_refused() -> None:
+    with pytest.raises(TypeError, match="priority must be a number"):
+        Signal().connect(first, priority=float("nan"))

@@ -223,3 +223,15 @@ def test_connected_to_disconnects_on_error_and_forwards_options() -> None:
     assert seen == [["first", "existing"]]
 
     assert [r for _, r in signal.send(None)] == ["existing"]
+
+
+def test_connected_to_leaves_an_existing_connection_in_place() -> None:
+    signal = Signal()
+
+    def existing(sender: object, **kwargs: object) -> str:
+        return "existing"
+
+    signal.connect(existing, weak=False)
+    with connected_to(existing, signal):
+        assert len(signal.send(None)) == 1
+    assert signal.send(None) == [(existing, "existing")]

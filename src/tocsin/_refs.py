@@ -85,8 +85,13 @@ def receiver_key(receiver: Callable[..., Any]) -> Hashable:
 
 
 def sender_key(sender: object) -> Hashable:
-    if isinstance(sender, _VALUE_SENDER_TYPES):
-        return (type(sender), sender)
+    if isinstance(sender, str):
+        # A str subclass (a StrEnum member, say) is the same sender as the
+        # plain string it equals.
+        return (str, sender)
+    if isinstance(sender, int):
+        # bool stays apart from int, so that True is not the sender 1.
+        return (bool if isinstance(sender, bool) else int, sender)
     return id(sender)
 
 

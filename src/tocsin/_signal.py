@@ -218,7 +218,11 @@ class Signal:
             raise ValueError(
                 "Signal receivers must accept keyword arguments (**kwargs)."
             )
-        if isinstance(priority, bool) or not isinstance(priority, int | float):
+        if (
+            isinstance(priority, bool)
+            or not isinstance(priority, int | float)
+            or priority != priority  # NaN would leave the order undefined
+        ):
             raise TypeError(
                 f"priority must be a number (higher runs first), not {priority!r}."
             )
@@ -236,12 +240,7 @@ class Signal:
                 WeakReceiverWarning,
                 stacklevel=stacklevel,
             )
-        key = (
-            ("uid", dispatch_uid)
-            if dispatch_uid is not None
-            else _refs.receiver_key(receiver)
-        )
-        skey = _ANY_KEY if sender is None else _refs.sender_key(sender)
+        key, skey = self._keys(receiver, sender, dispatch_uid)
         with self.lock:
             self._purge()
             connections = self._by_sender.get(skey)
@@ -275,22 +274,43 @@ class Signal:
 
         .. versionadded:: 0.1
         """
-        if dispatch_uid is not None:
-            key: Hashable = ("uid", dispatch_uid)
-        elif receiver is not None:
-            key = _refs.receiver_key(receiver)
-        else:
+        if receiver is None and dispatch_uid is None:
             raise TypeError(
                 "Signal.disconnect() needs the receiver or the dispatch_uid it "
                 "was connected with."
             )
-        skey = _ANY_KEY if sender is None else _refs.sender_key(sender)
+        key, skey = self._keys(receiver, sender, dispatch_uid)
         with self.lock:
             self._purge()
             record = self._remove(skey, key)
             if record is not None:
                 self._invalidate()
         return record is not None
+
+    def _is_connected(
+        self,
+        receiver: Callable[..., Any] | None,
+        sender: object = None,
+        dispatch_uid: Hashable | None = None,
+    ) -> bool:
+        key, skey = self._keys(receiver, sender, dispatch_uid)
+        with self.lock:
+            self._purge()
+            record = self._by_sender.get(skey, {}).get(key)
+            return record is not None and record() is not None
+
+    @staticmethod
+    def _keys(
+        receiver: Callable[..., Any] | None,
+        sender: object,
+        dispatch_uid: Hashable | None,
+    ) -> tuple[Hashable, Hashable]:
+        """The keys of a connection: (receiver or uid, sender)."""
+        if dispatch_uid is not None:
+            key: Hashable = ("uid", dispatch_uid)
+        else:
+            key = _refs.receiver_key(receiver)  # type: ignore[arg-type]
+        return key, _ANY_KEY if sender is None else _refs.sender_key(sender)
 
     def has_listeners(self, sender: object = None) -> bool:
         """Tell whether a send from ``sender`` would reach any live receiver.

@@ -194,8 +194,14 @@ def connected_to(
 ) -> Iterator[Callable[..., Any]]:
     """Connect ``receiver`` (strongly) for the duration of the block.
 
+    If that connection already existed, it is left as it was, and still
+    there after the block.
+
     .. versionadded:: 0.1
     """
+    if signal._is_connected(receiver, sender, dispatch_uid):
+        yield receiver
+        return
     signal.connect(
         receiver,
         sender=sender,
