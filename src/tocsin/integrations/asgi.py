@@ -77,10 +77,11 @@ class RequestSignalsMiddleware:
     Only ``http`` scopes are signalled: ``lifespan`` and ``websocket`` scopes
     (and any other type) pass straight through, untouched.
 
-    If none of the three signals has a receiver when a request arrives, the
-    middleware steps aside for that request: it costs one check and sends
-    nothing, not even ``request_finished``. Receivers connected meanwhile
-    hear from the next request on.
+    If neither ``request_started`` nor ``request_finished`` has a receiver
+    when a request arrives, the middleware steps aside for that request: it
+    only watches for an exception to send as ``got_request_exception``, and
+    sends no ``request_finished``. Receivers connected meanwhile hear from
+    the next request on.
 
     The middleware keeps no state between requests; it can wrap several
     applications and serve concurrent requests.
