@@ -125,7 +125,8 @@ def as_unit_of_work(scope: object) -> UnitOfWork:
     """
     for cls, adapter in reversed(_adapters):
         if isinstance(scope, cls):
-            return adapter(scope)
+            unit: UnitOfWork = adapter(scope)
+            return unit
     if isinstance(scope, UnitOfWork):
         return scope
     if isinstance(scope, str):

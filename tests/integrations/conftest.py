@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from sqlalchemy import Column, ForeignKey, String, Table, create_engine, event, text
@@ -120,14 +120,17 @@ class Vehicle(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(20))
     wheels: Mapped[int] = mapped_column(default=4)
-    __mapper_args__ = {"polymorphic_on": "kind", "polymorphic_identity": "vehicle"}
+    __mapper_args__: ClassVar[dict[str, Any]] = {
+        "polymorphic_on": "kind",
+        "polymorphic_identity": "vehicle",
+    }
 
 
 class Car(Vehicle):
     __tablename__ = "cars"
     id: Mapped[int] = mapped_column(ForeignKey("vehicles.id"), primary_key=True)
     seats: Mapped[int] = mapped_column(default=5)
-    __mapper_args__ = {"polymorphic_identity": "car"}
+    __mapper_args__: ClassVar[dict[str, Any]] = {"polymorphic_identity": "car"}
 
 
 class Membership(Base):

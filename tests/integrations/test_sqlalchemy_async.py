@@ -59,7 +59,9 @@ def test_async_receivers_are_awaited_on_the_session_loop_and_can_query(
 ) -> None:
     seen: list[Any] = []
 
-    async def audit(sender: Any, instance: Any, session: Session, **kwargs: Any) -> None:
+    async def audit(
+        sender: Any, instance: Any, session: Session, **kwargs: Any
+    ) -> None:
         await asyncio.sleep(0)
         asession = async_session(session)
         assert asession is not None

@@ -44,12 +44,11 @@ def test_add_sends_one_pre_add_post_add_pair_with_the_new_pks(
     assert {row[1] for row in sent} == {"user_tags"}
     assert recorded.trace("pre_save", "post_save") == []  # the owner is not saved
     kwargs = recorded.sent[0].kwargs
-    assert kwargs["using"] == "default" and kwargs["session"] is session
+    assert kwargs["using"] == "default"
+    assert kwargs["session"] is session
 
 
-def test_the_sender_is_the_association_table(
-    people: Any, models: Any
-) -> None:
+def test_the_sender_is_the_association_table(people: Any, models: Any) -> None:
     session, user, (t1, _t2, _t3) = people
     senders = []
 

@@ -327,14 +327,17 @@ def test_captured_on_commit_execute_runs_them_at_the_end_of_the_block(
     def welcome(sender: Any, instance: Any, **kwargs: Any) -> None:
         calls.append(instance.name)
 
-    with connected_to(welcome, post_save, sender=models.User, on_commit=True):
-        with Session(engine) as session:
-            with captured_on_commit(execute=True) as callbacks:
-                session.add(models.User(name="a"))
-                session.flush()
-                assert calls == [] and len(callbacks) == 1
-                session.rollback()  # captured: the rollback does not drop them
-            assert calls == ["a"]
+    with (
+        connected_to(welcome, post_save, sender=models.User, on_commit=True),
+        Session(engine) as session,
+    ):
+        with captured_on_commit(execute=True) as callbacks:
+            session.add(models.User(name="a"))
+            session.flush()
+            assert calls == []
+            assert len(callbacks) == 1
+            session.rollback()  # captured: the rollback does not drop them
+        assert calls == ["a"]
 
 
 def test_after_commit_listeners_see_nothing_run_at_release(

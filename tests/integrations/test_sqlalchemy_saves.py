@@ -27,9 +27,11 @@ def test_add_and_commit_sends_pre_save_then_post_save_with_created(
             ("post_save", "User", user, True, None),
         ]
         pre, post = recorded.sent
-        assert pre.kwargs["raw"] is False and post.kwargs["raw"] is False
+        assert pre.kwargs["raw"] is False
+        assert post.kwargs["raw"] is False
         assert pre.kwargs["using"] == post.kwargs["using"] == "default"
-        assert pre.kwargs["session"] is session and post.kwargs["session"] is session
+        assert pre.kwargs["session"] is session
+        assert post.kwargs["session"] is session
 
 
 def test_post_save_sees_the_primary_key_and_runs_inside_the_transaction(
@@ -151,8 +153,10 @@ def test_a_plain_flush_leaves_nothing_pending_from_receivers(
         user = models.User(name="a")
         session.add(user)
         session.flush()
-        assert not session.new and not session.dirty
-        assert user.profile is not None and user.profile.id is not None
+        assert not session.new
+        assert not session.dirty
+        assert user.profile is not None
+        assert user.profile.id is not None
 
 
 def test_post_save_receiver_modifying_the_instance_sends_a_second_pair(
@@ -192,7 +196,7 @@ def test_a_receiver_changing_the_instance_every_time_ends_in_a_clear_error(
         Session(engine) as session,
     ):
         session.add(models.User(name="a"))
-        with pytest.raises(ReceiverLoopError, match="post_save.*only when needed"):
+        with pytest.raises(ReceiverLoopError, match=r"post_save.*only when needed"):
             session.flush()
 
 
@@ -217,10 +221,12 @@ def test_pre_save_receiver_may_modify_the_instance_before_it_is_written(
     def normalise(sender: Any, instance: Any, **kwargs: Any) -> None:
         instance.name = instance.name.lower()
 
-    with connected_to(normalise, pre_save, sender=models.User):
-        with Session(engine) as session:
-            session.add(models.User(name="ALICE"))
-            session.commit()
+    with (
+        connected_to(normalise, pre_save, sender=models.User),
+        Session(engine) as session,
+    ):
+        session.add(models.User(name="ALICE"))
+        session.commit()
     with Session(engine) as session:
         assert session.scalar(select(models.User.name)) == "alice"
 
@@ -340,4 +346,6 @@ def test_no_listener_means_nothing_is_recorded_on_the_flush(
     finally:
         event.remove(Session, "after_flush", peek)
     (record,) = records
-    assert record is not None and not record.saves and not record.deletes
+    assert record is not None
+    assert not record.saves
+    assert not record.deletes

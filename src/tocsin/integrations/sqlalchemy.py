@@ -40,9 +40,10 @@ require("sqlalchemy", extra="sqlalchemy", package="SQLAlchemy")
 import functools  # noqa: E402
 import sys  # noqa: E402
 import threading  # noqa: E402
+import types  # noqa: E402
 import weakref  # noqa: E402
 from collections.abc import Callable, Iterator, Mapping  # noqa: E402
-from typing import Any  # noqa: E402
+from typing import Any, cast  # noqa: E402
 
 from sqlalchemy import event, select  # noqa: E402
 from sqlalchemy.engine import Connection, Engine  # noqa: E402
@@ -266,7 +267,8 @@ def _mapped_subclasses(base: type) -> Iterator[type]:
 
 def _mapper_of(cls: type) -> Mapper[Any] | None:
     manager = cls.__dict__.get("_sa_class_manager")
-    return manager.mapper if manager is not None else None  # type: ignore[no-any-return]
+    mapper: Mapper[Any] | None = manager.mapper if manager is not None else None
+    return mapper
 
 
 def _installed(mapper: Mapper[Any]) -> bool:
@@ -343,15 +345,14 @@ def _await(awaitable: Any) -> Any:
 
 
 try:  # AsyncSession support needs greenlet (the sqlalchemy[asyncio] extra)
-    import greenlet as _greenlet
+    import greenlet as _greenlet  # type: ignore[import-untyped]
     from sqlalchemy import util as _sa_util
 
     _await = getattr(_sa_util, "await_", None) or _sa_util.await_only
 
     def _in_greenlet() -> bool:
-        return getattr(
-            _greenlet.getcurrent(), "__sqlalchemy_greenlet_provider__", False
-        )  # type: ignore[no-any-return]
+        current = _greenlet.getcurrent()
+        return bool(getattr(current, "__sqlalchemy_greenlet_provider__", False))
 
     # Inside an AsyncSession operation this thread's event loop is running, so
     # the core would run async receivers on a helper thread's loop, where they
@@ -378,7 +379,7 @@ def _using(session: Session, mapper: Mapper[Any], cache: dict[Any, str]) -> str:
     if name is None:
         bind = session.get_bind(mapper=mapper)
         engine = bind.engine if isinstance(bind, Connection) else bind
-        name = cache[mapper] = _engine_names.get(engine, "default")  # type: ignore[arg-type]
+        name = cache[mapper] = _engine_names.get(engine, "default")
     return name
 
 
@@ -550,7 +551,7 @@ def _foreign_key_attrs(prop: RelationshipProperty[Any]) -> tuple[str, ...]:
         try:
             keys.append(prop.parent.get_property_by_column(column).key)
         except Exception:  # a column not mapped to an attribute
-            keys.append(column.key)
+            keys.append(str(column.key))
     return tuple(keys)
 
 
@@ -828,7 +829,7 @@ def _called_from_clear() -> bool:
     while Django sends ``clear`` actions for it; the caller's frame tells them
     apart.
     """
-    frame = sys._getframe(2)
+    frame: types.FrameType | None = sys._getframe(2)
     for _ in range(12):
         if frame is None:
             return False
@@ -928,7 +929,7 @@ def _pre_m2m(
         if owner in deleted or owner in record.deletes:
             continue
         for key, targets in changes.items():
-            prop = owner.mapper.get_property(key)
+            prop = cast(RelationshipProperty[Any], owner.mapper.get_property(key))
             history = owner.attrs[key].history
             added = [
                 instance_state(o) for o in history.added if instance_state(o) in targets
@@ -1022,8 +1023,8 @@ def _bulk_pks(
     state: ORMExecuteState, mapper: Mapper[Any], kind: str
 ) -> list[Any] | None:
     keys = [mapper.get_property_by_column(column).key for column in mapper.primary_key]
-    params = state.parameters
-    many = params if isinstance(params, list) else [params] if params else []
+    params: Any = state.parameters
+    many: list[Any] = params if isinstance(params, list) else [params] if params else []
     if many and all(all(key in row for key in keys) for row in many):
         return [
             row[keys[0]] if len(keys) == 1 else tuple(row[k] for k in keys)
