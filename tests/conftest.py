@@ -6,32 +6,16 @@ tests that need it are skipped with the reason.
 
 from __future__ import annotations
 
-import gc
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
 
 import pytest
 
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def server_unavailable(reason: str) -> None:
-    """Fail under CI, skip elsewhere: a missing server is never a silent pass."""
-    if IN_CI:
-        pytest.fail(f"{reason} (CI=true: servers the tests need must be present)")
-    pytest.skip(reason)
+from support import free_port, server_unavailable
 
 
 def _postgres_bin() -> str | None:
@@ -76,9 +60,3 @@ def postgres_url() -> Iterator[str]:
     finally:
         subprocess.run([*pg_ctl, "-m", "immediate", "-w", "stop"], capture_output=True)
         shutil.rmtree(workdir, ignore_errors=True)
-
-
-def collect_garbage() -> None:
-    """Collect until nothing is left, so that weak references have fired."""
-    for _ in range(3):
-        gc.collect()

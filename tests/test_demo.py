@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from conftest import free_port
+from support import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -2,35 +2,57 @@
 
 Calling ``receiver(signal=signal, sender=sender, **named)`` merges a fresh
 dictionary for every receiver, which costs more than the call itself. Instead,
-the first send with a given set of keyword names compiles a loop that passes
-those names as literal keywords, and later sends with the same names reuse it.
-Names that cannot be written literally fall back to a generic loop.
+the first send with a given set of keyword names compiles a loop that takes the
+sender's ``named`` dict, unpacks it once, and passes the names to each receiver
+as literal keywords. A loop checks that ``named`` has exactly its names and
+returns ``None`` when it does not, so a signal can keep the loop it used last
+and try it first, without computing a cache key on every send. Names that
+cannot be written literally (``**{"a-b": 1}``) use a generic loop instead.
 """
 
 from __future__ import annotations
 
 import keyword
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Sequence
+    from typing import Any
+
+    Responses = list[tuple[Callable[..., Any], Any]]
+    Loop = Callable[
+        [Sequence[Callable[[], Any]], Any, Any, dict[str, Any]], Responses | None
+    ]
 
 __all__: list[str] = []
-
-Responses = list[tuple[Callable[..., Any], Any]]
-Loop = Callable[..., Responses]
 
 _PREFIX = "_tocsin_"
 _MAX_LOOPS = 512
 
 _TEMPLATE = """\
-def loop(_tocsin_records, signal, sender, {params}):
+def loop(_tocsin_records, signal, sender, _tocsin_named):
+{unpack}
     _tocsin_responses = []
+    _tocsin_append = _tocsin_responses.append
     for _tocsin_record in _tocsin_records:
         _tocsin_receiver = _tocsin_record()
         if _tocsin_receiver is not None:
 {call}
-            _tocsin_responses.append((_tocsin_receiver, _tocsin_response))
+            _tocsin_append((_tocsin_receiver, _tocsin_response))
     return _tocsin_responses
 """
+
+_UNPACK = """\
+    if len(_tocsin_named) != {count}:
+        return None
+    try:
+{lines}
+    except KeyError:
+        return None"""
+
+_NOTHING_TO_UNPACK = """\
+    if _tocsin_named:
+        return None"""
 
 _PLAIN_CALL = """\
             _tocsin_response = _tocsin_receiver(signal=signal, sender=sender, {args})"""
@@ -42,23 +64,40 @@ _ROBUST_CALL = """\
                 signal._log_robust_failure(_tocsin_receiver, _tocsin_error)
                 _tocsin_response = _tocsin_error"""
 
-#: Compiled loops by keyword names; ``Signal.send`` reads these directly.
-plain_loops: dict[tuple[str, ...], Loop] = {}
-robust_loops: dict[tuple[str, ...], Loop] = {}
+_loops: dict[tuple[tuple[str, ...], bool], Loop] = {}
 
 
-def make_loop(names: tuple[str, ...], robust: bool) -> Loop:
-    """Return the dispatch loop for sends whose keyword names are ``names``."""
-    cache = robust_loops if robust else plain_loops
-    if names in cache:
-        return cache[names]
+def loop_for(named: dict[str, Any], robust: bool) -> tuple[Loop, bool]:
+    """Return the loop for sends with the keyword names of ``named``.
+
+    Returns:
+        The loop, and whether a signal may keep it as its last loop (a
+        generic loop accepts any names, so it must not be kept).
+
+    Raises:
+        TypeError: ``named`` uses a reserved name.
+    """
+    names = tuple(named)
+    loop = _loops.get((names, robust))
+    if loop is not None:
+        return loop, True
     check_names(names)
     if not all(_is_literal_name(name) for name in names):
-        return _generic_robust_loop if robust else _generic_loop
+        return (_generic_robust_loop if robust else _generic_loop), False
     loop = _compile(names, robust)
-    if len(cache) < _MAX_LOOPS:
-        cache[names] = loop
-    return loop
+    if len(_loops) < _MAX_LOOPS:
+        _loops[names, robust] = loop
+    return loop, True
+
+
+def no_loop_yet(
+    records: Sequence[Callable[[], Any]],
+    signal: Any,
+    sender: Any,
+    named: dict[str, Any],
+) -> None:
+    """A signal's last loop before its first send: it matches nothing."""
+    return None
 
 
 def check_names(names: Iterable[str]) -> None:
@@ -76,14 +115,19 @@ def _is_literal_name(name: str) -> bool:
         name.isidentifier()
         and not keyword.iskeyword(name)
         and not name.startswith(_PREFIX)
+        and name != "sender"
     )
 
 
 def _compile(names: tuple[str, ...], robust: bool) -> Loop:
+    if names:
+        lines = "\n".join(f"        {name} = _tocsin_named[{name!r}]" for name in names)
+        unpack = _UNPACK.format(count=len(names), lines=lines)
+    else:
+        unpack = _NOTHING_TO_UNPACK
     args = ", ".join(f"{name}={name}" for name in names)
     call = (_ROBUST_CALL if robust else _PLAIN_CALL).format(args=args)
-    params = "*, " + ", ".join(names) if names else ""
-    source = _TEMPLATE.format(params=params, call=call)
+    source = _TEMPLATE.format(unpack=unpack, call=call)
     namespace: dict[str, Any] = {}
     exec(compile(source, f"<tocsin dispatch {names!r}>", "exec"), namespace)
     loop: Loop = namespace["loop"]
@@ -91,7 +135,10 @@ def _compile(names: tuple[str, ...], robust: bool) -> Loop:
 
 
 def _generic_loop(
-    records: Sequence[Callable[[], Any]], signal: Any, sender: Any, /, **named: Any
+    records: Sequence[Callable[[], Any]],
+    signal: Any,
+    sender: Any,
+    named: dict[str, Any],
 ) -> Responses:
     responses: Responses = []
     for record in records:
@@ -104,7 +151,10 @@ def _generic_loop(
 
 
 def _generic_robust_loop(
-    records: Sequence[Callable[[], Any]], signal: Any, sender: Any, /, **named: Any
+    records: Sequence[Callable[[], Any]],
+    signal: Any,
+    sender: Any,
+    named: dict[str, Any],
 ) -> Responses:
     responses: Responses = []
     for record in records:

@@ -14,8 +14,11 @@ import functools
 import sys
 import types
 import weakref
-from collections.abc import Callable, Hashable
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Hashable
+    from typing import Any
 
 __all__: list[str] = []
 

@@ -24,21 +24,28 @@ How it is built, for a reader of this file:
 
 from __future__ import annotations
 
+import collections
 import functools
 import itertools
 import threading
 import warnings
 import weakref
-from collections.abc import Callable, Hashable, Iterable, Sequence
-from typing import Any, NamedTuple
 
 from . import _dispatch, _refs
-from ._refs import Record
+
+# typing costs more to import than the rest of the core together; the core
+# needs it only for the type checker.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Hashable, Iterable, Sequence
+    from typing import Any, NamedTuple
+
+    from ._dispatch import Loop, Responses
+    from ._refs import Record
+
+    Plan = tuple[tuple[Record, ...], tuple[Record, ...]] | tuple[()]
 
 __all__ = ["ReceiverInfo", "Signal", "WeakReceiverWarning"]
-
-Plan = tuple[tuple[Record, ...], tuple[Record, ...]] | tuple[()]
-Responses = list[tuple[Callable[..., Any], Any]]
 
 _ANY_KEY: Hashable = id(None)  # receivers connected with sender=None hear everyone
 _ALL = object()  # receivers_info() default: every connection, whatever its sender
@@ -52,24 +59,40 @@ class WeakReceiverWarning(UserWarning):
     """
 
 
-class ReceiverInfo(NamedTuple):
+if TYPE_CHECKING:
+
+    class _ReceiverInfoFields(NamedTuple):
+        receiver: Callable[..., Any]
+        qualname: str
+        module: str | None
+        line: int | None
+        sender: object
+        dispatch_uid: Hashable | None
+        priority: float
+        weak: bool
+        is_async: bool
+        options: dict[str, Any]
+
+else:
+    _ReceiverInfoFields = collections.namedtuple(
+        "_ReceiverInfoFields",
+        "receiver qualname module line sender dispatch_uid priority weak is_async options",
+    )
+
+
+class ReceiverInfo(_ReceiverInfoFields):
     """One live connection, as listed by :meth:`Signal.receivers_info`.
+
+    Fields: ``receiver``, its ``qualname``, ``module`` and ``line``;
+    ``sender``, the sender filter (``None`` when the receiver hears every
+    sender); ``dispatch_uid``; ``priority``; ``weak``; ``is_async``; and
+    ``options``, the connect options beyond Django's, such as
+    ``{"on_commit": True}``.
 
     .. versionadded:: 0.1
     """
 
-    receiver: Callable[..., Any]
-    qualname: str
-    module: str | None
-    line: int | None
-    sender: object
-    """The sender filter, or ``None`` when the receiver hears every sender."""
-    dispatch_uid: Hashable | None
-    priority: float
-    weak: bool
-    is_async: bool
-    options: dict[str, Any]
-    """Connect options beyond Django's, such as ``{"on_commit": True}``."""
+    __slots__ = ()
 
 
 # Connect options beyond Django's (``on_commit=True``, ...) are provided by the
@@ -149,6 +172,10 @@ class Signal:
         self._next_order = itertools.count().__next__
         self._dead_records: list[Record] = []
         self._dead_senders: list[Hashable] = []
+        # Bound once: a bound method per connection would cost 64 bytes each.
+        self._on_receiver_death = self._receiver_died
+        self._plain_loop: Loop = _dispatch.no_loop_yet
+        self._robust_loop: Loop = _dispatch.no_loop_yet
         self._plan_refs: dict[int, weakref.ref[Any]] = {}
         self._invalidate()
 
@@ -246,7 +273,7 @@ class Signal:
             connections = self._by_sender.get(skey)
             if connections is not None and key in connections:
                 return
-            record = _refs.make_record(receiver, weak, self._receiver_died)
+            record = _refs.make_record(receiver, weak, self._on_receiver_death)
             record.key = key
             record.sender_key = skey
             record.priority = priority
@@ -320,9 +347,13 @@ class Signal:
 
         .. versionadded:: 0.1
         """
+        if not self._by_sender:
+            return False
         plan = self._plans.get(id(sender))
         if plan is None:
             plan = self._resolve(sender)
+        if not plan:
+            return False
         return any(record() is not None for group in plan for record in group)
 
     @property
@@ -400,17 +431,21 @@ class Signal:
 
         .. versionadded:: 0.1
         """
+        # The body of _call_plain, inlined: this is the hot path.
+        if not self._by_sender:
+            return []
         plan = self._plans.get(id(sender))
         if plan is None:
             plan = self._resolve(sender)
         if not plan:
             return []
         plain, special = plan
-        responses = []
         if plain:
-            names = tuple(named)
-            loop = _dispatch.plain_loops.get(names) or _dispatch.make_loop(names, False)
-            responses = loop(plain, self, sender, **named)
+            responses = self._plain_loop(plain, self, sender, named)
+            if responses is None:
+                responses = self._switch_loop(plain, sender, named, robust=False)
+        else:
+            responses = []
         if special:
             responses += self._send_special(special, sender, named, robust=False)
         return responses
@@ -425,17 +460,9 @@ class Signal:
 
         .. versionadded:: 0.1
         """
-        plan = self._plans.get(id(sender))
-        if plan is None:
-            plan = self._resolve(sender)
-        if not plan:
+        if not self._by_sender:
             return []
-        plain, special = plan
-        responses = []
-        if plain:
-            names = tuple(named)
-            loop = _dispatch.robust_loops.get(names) or _dispatch.make_loop(names, True)
-            responses = loop(plain, self, sender, **named)
+        responses, special = self._call_plain(sender, named, robust=True)
         if special:
             responses += self._send_special(special, sender, named, robust=True)
         return responses
@@ -445,26 +472,17 @@ class Signal:
 
         Synchronous receivers are called first, in order, on the event loop
         itself (each blocks it only for as long as it runs); then the async
-        receivers are awaited concurrently (one ``asyncio.gather``), each in
-        its own task with a copy of the caller's context. Django runs the
-        synchronous receivers in a worker thread instead.
+        receivers are awaited concurrently (one ``asyncio.gather``). Django
+        runs the synchronous receivers in a worker thread instead.
 
         Returns:
             ``(receiver, response)`` pairs, synchronous receivers first.
 
         .. versionadded:: 0.1
         """
-        plan = self._plans.get(id(sender))
-        if plan is None:
-            plan = self._resolve(sender)
-        if not plan:
+        if not self._by_sender:
             return []
-        plain, special = plan
-        responses = []
-        if plain:
-            names = tuple(named)
-            loop = _dispatch.plain_loops.get(names) or _dispatch.make_loop(names, False)
-            responses = loop(plain, self, sender, **named)
+        responses, special = self._call_plain(sender, named, robust=False)
         if special:
             responses += await self._asend_special(special, sender, named, robust=False)
         return responses
@@ -474,19 +492,47 @@ class Signal:
 
         .. versionadded:: 0.1
         """
+        if not self._by_sender:
+            return []
+        responses, special = self._call_plain(sender, named, robust=True)
+        if special:
+            responses += await self._asend_special(special, sender, named, robust=True)
+        return responses
+
+    def _call_plain(
+        self, sender: Any, named: dict[str, Any], robust: bool
+    ) -> tuple[Responses, tuple[Record, ...]]:
+        """Call the plain receivers for ``sender``; return the rest to call."""
         plan = self._plans.get(id(sender))
         if plan is None:
             plan = self._resolve(sender)
         if not plan:
-            return []
+            return [], ()
         plain, special = plan
-        responses = []
-        if plain:
-            names = tuple(named)
-            loop = _dispatch.robust_loops.get(names) or _dispatch.make_loop(names, True)
-            responses = loop(plain, self, sender, **named)
-        if special:
-            responses += await self._asend_special(special, sender, named, robust=True)
+        if not plain:
+            return [], special
+        loop = self._robust_loop if robust else self._plain_loop
+        responses = loop(plain, self, sender, named)
+        if responses is None:
+            responses = self._switch_loop(plain, sender, named, robust)
+        return responses, special
+
+    def _switch_loop(
+        self,
+        plain: tuple[Record, ...],
+        sender: Any,
+        named: dict[str, Any],
+        robust: bool,
+    ) -> Responses:
+        """Call ``plain`` with the loop for these names, and keep it as the last."""
+        loop, keep = _dispatch.loop_for(named, robust)
+        if keep:
+            if robust:
+                self._robust_loop = loop
+            else:
+                self._plain_loop = loop
+        responses = loop(plain, self, sender, named)
+        assert responses is not None  # the loop was chosen for these names
         return responses
 
     def _log_robust_failure(

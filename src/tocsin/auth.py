@@ -29,10 +29,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ._signal import Responses
 from .signals import user_logged_in, user_logged_out, user_login_failed
+
+if TYPE_CHECKING:
+    from ._dispatch import Responses
 
 __all__ = [
     "CLEANSED_SUBSTITUTE",

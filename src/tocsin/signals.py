@@ -373,6 +373,9 @@ request_finished = Signal(
     went away, or the application failed.
 
     sender: the class of the wrapped application.
+    scope: the ASGI scope (ASGI), or environ: the WSGI environ (WSGI), of
+        the request that finished (a tocsin addition: Django sends none, but
+        requests run concurrently, so a receiver needs to know which one).
     """,
 )
 
@@ -382,6 +385,8 @@ got_request_exception = Signal(
 
     sender: None.
     request: the ASGI scope or the WSGI environ of the request.
+    exception: the exception raised (a tocsin addition; Django's receivers
+        read sys.exc_info(), which async receivers cannot).
     """,
 )
 

@@ -25,13 +25,15 @@ from . import require
 require("flask_login", extra="flask", package="Flask-Login")
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import flask
 import flask_login  # type: ignore[import-untyped]
 
 from .. import auth
-from .._signal import Responses
+
+if TYPE_CHECKING:
+    from .._dispatch import Responses
 
 __all__ = ["install", "login_failed", "uninstall"]
 
