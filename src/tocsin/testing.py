@@ -11,7 +11,10 @@
 ...     order_completed.send(sender="shop", order="#2")
 []
 
-Both work by shadowing the sending methods of the given signal objects for the
+:func:`captured_on_commit` (from :mod:`tocsin.transaction`) collects the
+callbacks that would wait for a commit, for tests that never really commit.
+
+``capture`` and ``muted`` work by shadowing the sending methods of the given signal objects for the
 duration of the block, so signals that are neither captured nor muted pay
 nothing for them. They nest, and everything is restored on exit, even when
 the block raises.
@@ -25,8 +28,9 @@ from contextlib import contextmanager
 from typing import Any, NamedTuple
 
 from ._signal import Signal
+from .transaction import captured_on_commit
 
-__all__ = ["Sent", "capture", "connected_to", "muted"]
+__all__ = ["Sent", "capture", "captured_on_commit", "connected_to", "muted"]
 
 _MODES = ("send", "send_robust", "asend", "asend_robust")
 
