@@ -193,3 +193,26 @@ def test_install_rejects_what_is_not_a_declarative_base(bad: Any) -> None:
 def test_install_needs_a_base() -> None:
     with pytest.raises(TypeError, match=r"install\(Base\)"):
         tocsin_sa.install()
+
+
+def test_a_post_init_receiver_hears_loads_of_its_model(
+    engine: Engine, models: Any
+) -> None:
+    loaded: list[Any] = []
+
+    def receiver(sender: Any, instance: Any, **kwargs: Any) -> None:
+        loaded.append(instance)
+
+    with Session(engine) as session:
+        session.add(models.Post(title="p", user=models.User(name="u")))
+        session.commit()
+    post_init.connect(receiver, sender=models.Post, weak=False)
+    try:
+        with Session(engine) as session:
+            user = session.get(models.User, 1)
+            assert user is not None
+            posts = list(user.posts)  # a lazy load of the related model
+    finally:
+        post_init.disconnect(receiver, sender=models.Post)
+    assert loaded == posts
+    assert len(posts) == 1

@@ -1,0 +1,184 @@
+"""SQLAlchemy model signals: what installing them costs a flush and a load.
+
+Two identical models on two in-memory SQLite engines: one on a declarative
+base given to ``tocsin.integrations.sqlalchemy.install``, the other on a base
+that is not, which is plain SQLAlchemy. Run alone with
+``python -m benchmarks --only sqlalchemy --no-write``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import String, create_engine, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from benchmarks._harness import (
+    format_time,
+    goal_line,
+    markdown_table,
+    measure,
+    ratio,
+)
+
+FLUSH_ROWS = 1_000
+LOAD_ROWS = 10_000
+
+
+def _model(base: type[Any]) -> type[Any]:
+    class Item(base):  # type: ignore[misc, valid-type]
+        __tablename__ = "items"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        name: Mapped[str] = mapped_column(String(40))
+        email: Mapped[str | None] = mapped_column(String(40))
+        score: Mapped[int] = mapped_column(default=0)
+
+    return Item
+
+
+def _setup() -> tuple[Engine, type[Any], Engine, type[Any]]:
+    import tocsin.integrations.sqlalchemy as tocsin_sa
+
+    class PlainBase(DeclarativeBase):
+        pass
+
+    class SignalBase(DeclarativeBase):
+        pass
+
+    tocsin_sa.install(SignalBase)
+    plain_model, signal_model = _model(PlainBase), _model(SignalBase)
+    plain_engine, signal_engine = create_engine("sqlite://"), create_engine("sqlite://")
+    PlainBase.metadata.create_all(plain_engine)
+    SignalBase.metadata.create_all(signal_engine)
+    for engine, model in ((plain_engine, plain_model), (signal_engine, signal_model)):
+        with Session(engine) as session:
+            session.add_all(
+                model(name=f"n{i}", email=f"{i}@example.org", score=i)
+                for i in range(LOAD_ROWS)
+            )
+            session.commit()
+    return plain_engine, plain_model, signal_engine, signal_model
+
+
+def _flush(engine: Engine, model: type[Any]) -> Callable[[], None]:
+    names = [f"new{i}" for i in range(FLUSH_ROWS)]
+
+    def flush() -> None:
+        with Session(engine) as session:
+            session.add_all([model(name=name, email=None) for name in names])
+            session.flush()
+            session.rollback()
+
+    return flush
+
+
+def _load(engine: Engine, model: type[Any]) -> Callable[[], None]:
+    query = select(model)
+
+    def load() -> None:
+        with Session(engine) as session:
+            rows = session.scalars(query).all()
+            assert len(rows) == LOAD_ROWS
+
+    return load
+
+
+def _receiver(sender: Any, instance: Any, created: bool, **kwargs: Any) -> None:
+    pass
+
+
+def run(quick: bool) -> str:
+    from tocsin.signals import post_save
+
+    plain_engine, plain_model, signal_engine, signal_model = _setup()
+    rounds = 5 if quick else 21
+
+    flush = measure(
+        {
+            "plain": _flush(plain_engine, plain_model),
+            "tocsin": _flush(signal_engine, signal_model),
+        },
+        number=1,
+        rounds=rounds,
+    )
+    post_save.connect(_receiver, sender=signal_model)
+    try:
+        flush_receiver = measure(
+            {
+                "plain": _flush(plain_engine, plain_model),
+                "tocsin": _flush(signal_engine, signal_model),
+            },
+            number=1,
+            rounds=rounds,
+        )
+    finally:
+        post_save.disconnect(_receiver, sender=signal_model)
+    load = measure(
+        {
+            "plain": _load(plain_engine, plain_model),
+            "tocsin": _load(signal_engine, signal_model),
+        },
+        number=1,
+        rounds=rounds,
+    )
+    plain_engine.dispose()
+    signal_engine.dispose()
+
+    cases = [
+        (
+            f"Create and flush {FLUSH_ROWS:,} objects, no receiver",
+            flush,
+            1.05,
+        ),
+        (
+            f"Create and flush {FLUSH_ROWS:,} objects, one post_save receiver",
+            flush_receiver,
+            1.3,
+        ),
+        (f"Load {LOAD_ROWS:,} rows, no init receiver", load, 1.05),
+    ]
+    rows = [
+        [
+            name,
+            format_time(times["plain"]),
+            format_time(times["tocsin"]),
+            ratio(times["tocsin"], times["plain"]),
+        ]
+        for name, times, _goal in cases
+    ]
+    goals = [
+        goal_line(
+            f"{name}: at most {goal:.2f}x plain SQLAlchemy",
+            times["tocsin"] <= goal * times["plain"],
+            ratio(times["tocsin"], times["plain"]),
+        )
+        for name, times, goal in cases
+    ]
+    return "\n".join(
+        [
+            "## SQLAlchemy model signals",
+            "",
+            "The same model on two in-memory SQLite engines: one on a declarative "
+            "base given to `tocsin.integrations.sqlalchemy.install()`, one on a "
+            "base that is not (plain SQLAlchemy). A flush case builds the objects "
+            "(so `pre_init`/`post_init` are included), adds them, flushes and "
+            "rolls back; a load case selects every row into a new session. "
+            "tocsin's session listeners are registered on the `Session` class, so "
+            "the plain contender runs them too, but they return at once for a "
+            "model that is not installed (one call per flush or statement). "
+            f"Medians of {rounds} interleaved rounds.",
+            "",
+            markdown_table(
+                ["Case", "plain SQLAlchemy", "with tocsin", "ratio"],
+                rows,
+            ),
+            "",
+            *goals,
+        ]
+    )
+
+
+if __name__ == "__main__":
+    print(run(quick=False))
