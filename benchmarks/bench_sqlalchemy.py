@@ -11,10 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import String, create_engine, select
-from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
-
 from benchmarks._harness import (
     format_time,
     goal_line,
@@ -22,6 +18,9 @@ from benchmarks._harness import (
     measure,
     ratio,
 )
+from sqlalchemy import String, create_engine, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 FLUSH_ROWS = 1_000
 LOAD_ROWS = 10_000
