@@ -11,16 +11,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks._harness import (
+from sqlalchemy import String, create_engine, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from ._harness import (
     format_time,
     goal_line,
     markdown_table,
     measure,
     ratio,
 )
-from sqlalchemy import String, create_engine, select
-from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 FLUSH_ROWS = 1_000
 LOAD_ROWS = 10_000
@@ -178,6 +179,3 @@ def run(quick: bool) -> str:
         ]
     )
 
-
-if __name__ == "__main__":
-    print(run(quick=False))
