@@ -166,8 +166,9 @@ def run(quick: bool) -> str:
             "(so `pre_init`/`post_init` are included), adds them, flushes and "
             "rolls back; a load case selects every row into a new session. "
             "tocsin's session listeners are registered on the `Session` class, so "
-            "the plain contender runs them too, but they return at once for a "
-            "model that is not installed (one call per flush or statement). "
+            "the plain contender runs them too: per flush they look up each new "
+            "object's class and skip it (about 0.5% of these flushes), per "
+            "statement they return at once. "
             f"Medians of {rounds} interleaved rounds.",
             "",
             markdown_table(
@@ -178,4 +179,3 @@ def run(quick: bool) -> str:
             *goals,
         ]
     )
-
