@@ -513,11 +513,15 @@ def _pre_round(session: Session, record: _Flush) -> bool:
     if candidates:
         sent |= _pre_delete(session, record, candidates)
 
-    for obj in session.new:
-        st = instance_state(obj)
+    # Session._new maps pending states to their objects: Session.new would
+    # build a set of them first, which a flush of many new objects would feel.
+    listening = record.listening
+    for st, obj in list(session._new.items()):
         if st in record.saves:
             continue
-        flags = _listening(record, st)
+        flags = (
+            listening[st.class_] if st.class_ in listening else _listening(record, st)
+        )
         if flags is None:
             continue
         record.saves[st] = (obj, True, None, flags[1])
