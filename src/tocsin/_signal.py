@@ -760,13 +760,31 @@ def _identity(value: object) -> object:
     return value
 
 
+# Synchronous code can run inside an event loop's task and still be able to
+# await on that loop: SQLAlchemy's AsyncSession runs flushes (and so model
+# signals) in a greenlet that way. An integration that knows such a context
+# registers a bridge: a function that returns how to await there, or None
+# elsewhere. Private to tocsin's own modules.
+_async_bridges: list[Callable[[], Callable[[Any], Any] | None]] = []
+
+
+def register_async_bridge(bridge: Callable[[], Callable[[Any], Any] | None]) -> None:
+    if bridge not in _async_bridges:
+        _async_bridges.append(bridge)
+
+
 def _run_blocking(awaitable: Any) -> Any:
     """Run ``awaitable`` to completion from synchronous code.
 
-    It runs on a new event loop in this thread, or in a helper thread when
-    this thread is already running a loop. Context variables set by the
-    awaitable are copied back to the caller's context.
+    Where a registered bridge can await on the running loop, it does.
+    Otherwise it runs on a new event loop in this thread, or in a helper
+    thread when this thread is already running a loop. Context variables set
+    by the awaitable are copied back to the caller's context.
     """
+    for bridge in _async_bridges:
+        await_here = bridge()
+        if await_here is not None:
+            return await_here(awaitable)
     import asyncio
     import contextvars
 

@@ -223,18 +223,15 @@ def on_commit(
         unit.defer(callback)
 
 
-def run_callbacks(
-    callbacks: Iterable[Callback],
-    await_: Callable[[Any], Any] | None = None,
-) -> None:
+def run_callbacks(callbacks: Iterable[Callback]) -> None:
     """Run committed callbacks in order; for units of work to call.
+
+    The awaitable that an ``async`` callback returns is awaited to completion:
+    on the session's own event loop inside an ``AsyncSession`` (the SQLAlchemy
+    integration arranges it), otherwise on a fresh event loop.
 
     Args:
         callbacks: What was queued on the committed transaction.
-        await_: How to wait for the awaitable that an ``async`` callback
-            returns from synchronous code (the SQLAlchemy integration passes
-            ``sqlalchemy.util.await_`` inside an ``AsyncSession``). By
-            default it runs on a fresh event loop.
 
     Raises:
         Exception: The first exception of a callback that is not robust; the
@@ -246,10 +243,7 @@ def run_callbacks(
         try:
             result = callback.func()
             if inspect.isawaitable(result):
-                if await_ is not None:
-                    await_(result)
-                else:
-                    _signal._run_blocking(result)
+                _signal._run_blocking(result)
         except Exception as error:
             if not callback.robust:
                 raise

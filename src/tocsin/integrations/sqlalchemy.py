@@ -392,24 +392,19 @@ try:  # AsyncSession support needs greenlet (the sqlalchemy[asyncio] extra)
         current = _greenlet.getcurrent()
         return bool(getattr(current, "__sqlalchemy_greenlet_provider__", False))
 
-    # Inside an AsyncSession operation this thread's event loop is running, so
-    # the core would run async receivers on a helper thread's loop, where they
-    # could not use the session's connection. Await them on the session's own
-    # loop instead, from inside SQLAlchemy's greenlet.
-    _blocking_runner = _signal._run_blocking
-
-    def _run_blocking(awaitable: Any) -> Any:
-        if _in_greenlet():
-            return _await(awaitable)
-        return _blocking_runner(awaitable)
-
-    _signal._run_blocking = _run_blocking
 except ImportError:  # pragma: no cover - exercised without greenlet only
     pass
 
 
 def _awaiter() -> Callable[[Any], Any] | None:
     return _await if _in_greenlet() else None
+
+
+# Inside an AsyncSession operation this thread's event loop is running, so the
+# core would run async receivers on a helper thread's loop, where they could
+# not use the session's connection. Await them on the session's own loop
+# instead, from inside SQLAlchemy's greenlet.
+_signal.register_async_bridge(_awaiter)
 
 
 def _using(session: Session, mapper: Mapper[Any], cache: dict[Any, str]) -> str:
@@ -1109,7 +1104,7 @@ class _SessionUnit:
         session = self.session
         current = session.get_nested_transaction() or session.get_transaction()
         if current is None:
-            transaction.run_callbacks([callback], await_=_awaiter())
+            transaction.run_callbacks([callback])
             return
         queues = session.info.get(_QUEUES)
         if queues is None:
@@ -1150,7 +1145,7 @@ def _after_transaction_end(session: Session, ended: SessionTransaction) -> None:
         callbacks = queues.pop(ended, None)
         queues.clear()
         if committed and callbacks:
-            transaction.run_callbacks(callbacks, await_=_awaiter())
+            transaction.run_callbacks(callbacks)
 
 
 def _session_unit(session: Session) -> transaction.UnitOfWork:
