@@ -149,10 +149,14 @@ def is_async_receiver(receiver: Callable[..., Any]) -> bool:
     """
     target = _unwrap(receiver)
     inspect = sys.modules.get("inspect")
-    marker = getattr(inspect, "_is_coroutine_mark", None)
-    if marker is not None and (
-        getattr(target, "_is_coroutine_marker", None) is marker
-        or getattr(receiver, "_is_coroutine_marker", None) is marker
+    # Marked on 3.12+: the marker object's name differs between versions, so
+    # let inspect compare it.
+    marked = hasattr(inspect, "markcoroutinefunction") and any(
+        hasattr(candidate, "_is_coroutine_marker") for candidate in (target, receiver)
+    )
+    if marked and any(
+        inspect.iscoroutinefunction(candidate)  # type: ignore[union-attr]
+        for candidate in (target, receiver)
     ):
         return True
     coroutines = sys.modules.get("asyncio.coroutines")
