@@ -20,7 +20,7 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples
 	$(BIN)/ruff format --check src tests benchmarks examples
-	$(BIN)/mypy --strict src
+	$(BIN)/mypy --strict src examples
 
 test: lint
 	$(BIN)/pytest $(PYTEST_ARGS)
