@@ -349,8 +349,9 @@ class Signal:
         """
         if not self._by_sender:
             return False
-        plan = self._plans.get(id(sender))
-        if plan is None:
+        try:
+            plan = self._plans[id(sender)]
+        except KeyError:
             plan = self._resolve(sender)
         if not plan:
             return False
@@ -434,8 +435,9 @@ class Signal:
         # The body of _call_plain, inlined: this is the hot path.
         if not self._by_sender:
             return []
-        plan = self._plans.get(id(sender))
-        if plan is None:
+        try:
+            plan = self._plans[id(sender)]
+        except KeyError:
             plan = self._resolve(sender)
         if not plan:
             return []
@@ -503,8 +505,9 @@ class Signal:
         self, sender: Any, named: dict[str, Any], robust: bool
     ) -> tuple[Responses, tuple[Record, ...]]:
         """Call the plain receivers for ``sender``; return the rest to call."""
-        plan = self._plans.get(id(sender))
-        if plan is None:
+        try:
+            plan = self._plans[id(sender)]
+        except KeyError:
             plan = self._resolve(sender)
         if not plan:
             return [], ()
