@@ -23,6 +23,7 @@ lint: $(STAMP)
 	$(BIN)/mypy --strict src examples
 
 test: lint
+	@bash scripts/ensure-postgresql.sh
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
