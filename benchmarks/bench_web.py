@@ -333,5 +333,13 @@ def report(results: dict[str, dict[str, float]]) -> str:
             "",
             *goals,
             "",
+            "In process, a hello-world Starlette request takes about 12 us, so "
+            "the 3% that the goal allows is about 0.4 us: an empty middleware "
+            "already spends most of it on its own coroutine, and tocsin's idle "
+            "path adds two `has_listeners()` lookups (a dict lookup each) "
+            "before it steps aside. Served over HTTP by uvicorn, where a "
+            "request costs what real requests cost, the difference is within "
+            "the noise.",
+            "",
         ]
     )
