@@ -25,19 +25,26 @@ How it is built, for a reader of this file:
 from __future__ import annotations
 
 import collections
+import contextvars
 import functools
 import itertools
 import threading
 import warnings
 import weakref
 
-from . import _dispatch, _refs
+from . import _dispatch, _eager, _refs
 
 # typing costs more to import than the rest of the core together; the core
 # needs it only for the type checker.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Hashable, Iterable, Sequence
+    from collections.abc import (
+        Awaitable,
+        Callable,
+        Hashable,
+        Iterable,
+        Sequence,
+    )
     from typing import Any, NamedTuple
 
     from ._dispatch import Loop, Responses
@@ -473,9 +480,12 @@ class Signal:
         """Send from async code.
 
         Synchronous receivers are called first, in order, on the event loop
-        itself (each blocks it only for as long as it runs); then the async
-        receivers are awaited concurrently (one ``asyncio.gather``). Django
-        runs the synchronous receivers in a worker thread instead.
+        itself (each blocks it only for as long as it runs). Then each async
+        receiver starts at once, in order, and those that wait for something
+        are awaited concurrently, as by ``asyncio.gather`` but without a task
+        for the receivers that never wait. If async receivers raise, all of
+        them still run to their end, then the first exception propagates.
+        Django runs the synchronous receivers in a worker thread instead.
 
         Returns:
             ``(receiver, response)`` pairs, synchronous receivers first.
@@ -611,33 +621,47 @@ class Signal:
         named: dict[str, Any],
         robust: bool,
     ) -> Responses:
-        if robust:
-            awaitables = [self._call_robustly(r, sender, named) for r in receivers]
-        else:
-            awaitables = []
-            try:
-                for receiver in receivers:
-                    awaitables.append(receiver(signal=self, sender=sender, **named))
-            except BaseException:
-                for awaitable in awaitables:
-                    awaitable.close()
-                raise
-        if len(awaitables) == 1:
-            results = [await awaitables[0]]
-        else:
+        """Run async receivers concurrently; see the module ``_eager``.
+
+        The receivers start at once, in order, in one copy of the context;
+        those that suspend are then awaited together. A failure is that
+        receiver's response if ``robust``; otherwise every receiver still runs
+        to its end, then the first failure (in receiver order) propagates.
+        """
+        kwargs = {"signal": self, "sender": sender, **named}
+        results: list[Any] = [None] * len(receivers)
+        waiting, failed = _eager.start_all(
+            enumerate(receivers), kwargs, results, contextvars.copy_context()
+        )
+        if waiting:
             import asyncio
 
-            results = await asyncio.gather(*awaitables)
+            outcomes = await asyncio.gather(*(_outcome(rest) for _, rest in waiting))
+            failed += [
+                (index, value)
+                for (index, _), (ok, value) in zip(waiting, outcomes, strict=True)
+                if not ok
+            ]
+        failures: list[Exception] = []
+        for index, failure in sorted(failed, key=lambda item: item[0]):
+            results[index] = self._failed(receivers[index], failure, robust, failures)
+        if failures:
+            raise failures[0]
         return list(zip(receivers, results, strict=True))
 
-    async def _call_robustly(
-        self, receiver: Callable[..., Any], sender: Any, named: dict[str, Any]
-    ) -> Any:
-        try:
-            return await receiver(signal=self, sender=sender, **named)
-        except Exception as error:
+    def _failed(
+        self,
+        receiver: Callable[..., Any],
+        error: Exception,
+        robust: bool,
+        failures: list[Exception],
+    ) -> Exception | None:
+        """Log a robust failure and return it as the response, or keep it."""
+        if robust:
             self._log_robust_failure(receiver, error)
             return error
+        failures.append(error)
+        return None
 
     # -- plans, and keeping them honest -----------------------------------------
 
@@ -759,6 +783,18 @@ class Signal:
         self._plan_refs.pop(sender_id, None)
 
 
+async def _outcome(awaitable: Awaitable[Any]) -> tuple[bool, Any]:
+    """Await ``awaitable``: ``(True, result)``, or ``(False, exception)``.
+
+    A receiver may return an exception as its result (robust sends do), so a
+    raised one is told apart here, not by its type.
+    """
+    try:
+        return True, await awaitable
+    except Exception as error:
+        return False, error
+
+
 def _identity(value: object) -> object:
     return value
 
@@ -789,7 +825,6 @@ def _run_blocking(awaitable: Any) -> Any:
         if await_here is not None:
             return await_here(awaitable)
     import asyncio
-    import contextvars
 
     context = contextvars.copy_context()
     outcome: list[Any] = []

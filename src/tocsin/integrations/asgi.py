@@ -25,9 +25,11 @@ worker, daphne, granian), as :meth:`tocsin.Signal.asend` does.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
+import contextvars
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from .. import _eager
 from ..signals import got_request_exception, request_finished, request_started
 
 __all__ = ["RequestSignalsMiddleware"]
@@ -148,39 +150,14 @@ async def _finish(sender: Any, scope: Scope) -> None:
     cancelling the request then cancels only the waiting, not the delivery.
     """
     delivery = request_finished.asend_robust(sender, scope=scope)
-    try:
-        waiting_for = delivery.send(None)
-    except StopIteration:
+    finished, rest = _eager.start(delivery, contextvars.copy_context())
+    if finished:
         return
-    task = asyncio.ensure_future(_complete(delivery, waiting_for))
+    task = asyncio.ensure_future(rest)
     try:
         await asyncio.shield(task)
     except asyncio.CancelledError:
         if not task.done():
             _in_flight.add(task)
             task.add_done_callback(_in_flight.discard)
-        raise
-
-
-async def _complete(coroutine: Coroutine[Any, Any, Any], waiting_for: Any) -> None:
-    """Drive a started coroutine to its end, as the task that started it would.
-
-    ``waiting_for`` is what it last yielded to its task: an asyncio future,
-    or None for a bare yield (``asyncio.sleep(0)``).
-    """
-    try:
-        while True:
-            if waiting_for is None:
-                await asyncio.sleep(0)
-            else:
-                # Acknowledge the future as a task does, then wait for it
-                # without consuming its outcome: the coroutine reads it.
-                waiting_for._asyncio_future_blocking = False
-                await asyncio.wait((waiting_for,))
-            try:
-                waiting_for = coroutine.send(None)
-            except StopIteration:
-                return
-    except BaseException:
-        coroutine.close()
         raise
