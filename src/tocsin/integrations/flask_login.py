@@ -18,8 +18,6 @@ Needs the ``flask`` extra: ``pip install "tocsin[flask]"``.
 
 from __future__ import annotations
 
-# The extra is checked before anything that needs it is imported.
-# ruff: noqa: E402
 from . import require
 
 require("flask_login", extra="flask", package="Flask-Login")

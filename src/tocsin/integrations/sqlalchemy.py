@@ -37,17 +37,17 @@ from tocsin.integrations import require
 
 require("sqlalchemy", extra="sqlalchemy", package="SQLAlchemy")
 
-import functools  # noqa: E402
-import sys  # noqa: E402
-import threading  # noqa: E402
-import types  # noqa: E402
-import weakref  # noqa: E402
-from collections.abc import Callable, Iterator, Mapping  # noqa: E402
-from typing import Any, cast  # noqa: E402
+import functools
+import sys
+import threading
+import types
+import weakref
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, cast
 
-from sqlalchemy import event, select  # noqa: E402
-from sqlalchemy.engine import Connection, Engine  # noqa: E402
-from sqlalchemy.orm import (  # noqa: E402
+from sqlalchemy import event, select
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.orm import (
     ColumnProperty,
     Mapper,
     ORMExecuteState,
@@ -57,14 +57,14 @@ from sqlalchemy.orm import (  # noqa: E402
     UOWTransaction,
     scoped_session,
 )
-from sqlalchemy.orm import collections as _collections  # noqa: E402
-from sqlalchemy.orm.attributes import OP_REMOVE, instance_state  # noqa: E402
-from sqlalchemy.orm.interfaces import MANYTOONE  # noqa: E402
-from sqlalchemy.orm.state import InstanceState  # noqa: E402
+from sqlalchemy.orm import collections as _collections
+from sqlalchemy.orm.attributes import OP_REMOVE, instance_state
+from sqlalchemy.orm.interfaces import MANYTOONE
+from sqlalchemy.orm.state import InstanceState
 
-from .. import _signal, transaction  # noqa: E402
-from .._signal import Signal  # noqa: E402
-from ..signals import (  # noqa: E402
+from .. import _signal, transaction
+from .._signal import Signal
+from ..signals import (
     class_prepared,
     m2m_changed,
     post_delete,
