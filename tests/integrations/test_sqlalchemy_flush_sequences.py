@@ -750,7 +750,7 @@ def test_flush_sequences_send_the_documented_signals_and_on_commit_runs(
     run_state_machine_as_test(
         Machine,
         settings=settings(
-            max_examples=60,
+            max_examples=45,
             stateful_step_count=50,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow],
