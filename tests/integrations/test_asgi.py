@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from _recording import Gates, Recorder, recording
 from _servers import uvicorn_server, wait_for
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -22,14 +23,6 @@ from tocsin.signals import got_request_exception, request_finished, request_star
 from tocsin.testing import capture, connected_to
 
 # -- the applications under test ---------------------------------------------
-
-
-class Gates:
-    """Shared between a test (its thread) and the app (the server's loop)."""
-
-    def __init__(self) -> None:
-        self.release_last_chunk = threading.Event()
-        self.timeline: list[str] = []
 
 
 gates = Gates()
@@ -132,43 +125,13 @@ def client() -> Iterator[httpx.Client]:
 # -- recording what receivers get ----------------------------------------------
 
 
-class Recorder:
-    """Connects to the three request signals; thread-safe enough (list.append)."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple[str, Any, dict[str, Any]]] = []
-
-    def started(self, sender: Any, **kwargs: Any) -> None:
-        self.events.append(("started", sender, kwargs))
-        gates.timeline.append("started")
-
-    def finished(self, sender: Any, **kwargs: Any) -> None:
-        self.events.append(("finished", sender, kwargs))
-        gates.timeline.append("finished")
-
-    def failed(self, sender: Any, **kwargs: Any) -> None:
-        self.events.append(("exception", sender, kwargs))
-
-    def named(self, name: str) -> list[tuple[str, Any, dict[str, Any]]]:
-        return [event for event in self.events if event[0] == name]
-
-    def for_path(self, path: str) -> list[str]:
-        def scope_of(kwargs: dict[str, Any]) -> Any:
-            return kwargs.get("scope", kwargs.get("request"))
-
-        return [name for name, _, kw in self.events if scope_of(kw)["path"] == path]
-
-
 @pytest.fixture
 def recorder() -> Iterator[Recorder]:
-    recorder = Recorder()
-    gates.timeline.clear()
-    gates.release_last_chunk.clear()
-    with (
-        connected_to(recorder.started, request_started),
-        connected_to(recorder.finished, request_finished),
-        connected_to(recorder.failed, got_request_exception),
-    ):
+    def path_of(kwargs: dict[str, Any]) -> str:
+        path: str = kwargs.get("scope", kwargs.get("request"))["path"]
+        return path
+
+    with recording(gates, path_of) as recorder:
         yield recorder
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 import flask
 import httpx
 import pytest
+from _recording import Gates, Recorder, recording
 from _servers import wait_for, waitress_server
 
 from tocsin.integrations.wsgi import RequestSignalsMiddleware
@@ -18,14 +18,6 @@ from tocsin.signals import got_request_exception, request_finished, request_star
 from tocsin.testing import capture, connected_to
 
 # -- the Flask application under test -------------------------------------------
-
-
-class Gates:
-    """Shared between a test (its thread) and the app (waitress's threads)."""
-
-    def __init__(self) -> None:
-        self.release_last_chunk = threading.Event()
-        self.timeline: list[str] = []
 
 
 gates = Gates()
@@ -94,43 +86,13 @@ def client() -> Iterator[httpx.Client]:
         yield client
 
 
-class Recorder:
-    def __init__(self) -> None:
-        self.events: list[tuple[str, Any, dict[str, Any]]] = []
-
-    def started(self, sender: Any, **kwargs: Any) -> None:
-        self.events.append(("started", sender, kwargs))
-        gates.timeline.append("started")
-
-    def finished(self, sender: Any, **kwargs: Any) -> None:
-        self.events.append(("finished", sender, kwargs))
-        gates.timeline.append("finished")
-
-    def failed(self, sender: Any, **kwargs: Any) -> None:
-        self.events.append(("exception", sender, kwargs))
-
-    def named(self, name: str) -> list[tuple[str, Any, dict[str, Any]]]:
-        return [event for event in self.events if event[0] == name]
-
-    def for_path(self, path: str) -> list[str]:
-        def environ_of(kwargs: dict[str, Any]) -> Any:
-            return kwargs.get("environ", kwargs.get("request"))
-
-        return [
-            name for name, _, kw in self.events if environ_of(kw)["PATH_INFO"] == path
-        ]
-
-
 @pytest.fixture
 def recorder() -> Iterator[Recorder]:
-    recorder = Recorder()
-    gates.timeline.clear()
-    gates.release_last_chunk.clear()
-    with (
-        connected_to(recorder.started, request_started),
-        connected_to(recorder.finished, request_finished),
-        connected_to(recorder.failed, got_request_exception),
-    ):
+    def path_of(kwargs: dict[str, Any]) -> str:
+        path: str = kwargs.get("environ", kwargs.get("request"))["PATH_INFO"]
+        return path
+
+    with recording(gates, path_of) as recorder:
         yield recorder
 
 
