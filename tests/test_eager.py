@@ -152,3 +152,44 @@ def test_a_robust_receiver_that_returns_an_exception_is_not_a_failure() -> None:
         return await connect_all(returns_an_exception).asend(None)
 
     assert asyncio.run(main())[0][1] is returned
+
+
+def test_cancelling_reaches_a_receiver_that_only_yields() -> None:
+    cancelled: list[bool] = []
+
+    def spinner() -> Any:
+        async def spins(**kwargs: Any) -> None:
+            try:
+                while True:
+                    await asyncio.sleep(0)
+            except asyncio.CancelledError:
+                cancelled.append(True)
+                raise
+
+        return spins
+
+    async def main() -> None:
+        signal = connect_all(spinner(), spinner())
+        sending = asyncio.ensure_future(signal.asend(None))
+        for _ in range(5):
+            await asyncio.sleep(0)
+        sending.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await sending
+
+    asyncio.run(main())
+    assert cancelled == [True, True]
+
+
+def test_start_raises_what_the_awaitable_raised_and_returns_what_it_returned() -> None:
+    from tocsin import _eager
+
+    async def fails() -> None:
+        raise OSError("disk")
+
+    async def returns() -> str:
+        return "done"
+
+    with pytest.raises(OSError, match="disk"):
+        _eager.start(fails(), contextvars.copy_context())
+    assert _eager.start(returns(), contextvars.copy_context()) == (True, "done")

@@ -498,3 +498,40 @@ def test_async_finished_receivers_that_wait_all_complete_before_the_request_ends
 
     assert sorted(done[:2]) == ["sleeps", "yields once"]
     assert done[2:] == ["request over"]
+
+
+def test_with_nobody_listening_the_request_passes_through_and_errors_are_reported() -> (
+    None
+):
+    reported: list[tuple[Any, Any]] = []
+
+    async def ok_app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+
+    async def failing_app(scope: Any, receive: Any, send: Any) -> None:
+        raise KeyError("missing")
+
+    def on_exception(sender: Any, request: Any, exception: Any, **kwargs: Any) -> None:
+        reported.append((request["path"], exception))
+
+    sent_messages: list[Any] = []
+
+    async def remember(message: Any) -> None:
+        sent_messages.append(message)
+
+    async def main() -> None:
+        assert not request_started.has_listeners(type(ok_app))
+        assert not request_finished.has_listeners(type(ok_app))
+        await RequestSignalsMiddleware(ok_app)(
+            {"type": "http", "path": "/ok"}, _no_message, remember
+        )
+        with pytest.raises(KeyError, match="missing"):
+            await RequestSignalsMiddleware(failing_app)(
+                {"type": "http", "path": "/fails"}, _no_message, remember
+            )
+
+    with connected_to(on_exception, got_request_exception):
+        asyncio.run(main())
+
+    assert [message["status"] for message in sent_messages] == [204]
+    assert [(path, type(error)) for path, error in reported] == [("/fails", KeyError)]
