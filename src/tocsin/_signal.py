@@ -411,7 +411,7 @@ class Signal:
                     qualname=_refs.describe(receiver),
                     module=module,
                     line=line,
-                    sender=self._sender_of(record.sender_key, holder),
+                    sender=None if holder is None else holder(),
                     dispatch_uid=key[1] if is_uid else None,  # type: ignore[index]
                     priority=record.priority,
                     weak=record.weak,
@@ -741,10 +741,6 @@ class Signal:
         except TypeError:
             # Held strongly while connected, so that its id() cannot be reused.
             return functools.partial(_identity, sender)
-
-    @staticmethod
-    def _sender_of(skey: Hashable, holder: Callable[[], object] | None) -> object:
-        return None if holder is None else holder()
 
     def _remove(self, skey: Hashable, key: Hashable) -> Record | None:
         connections = self._by_sender.get(skey)
