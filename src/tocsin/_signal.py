@@ -20,6 +20,10 @@ How it is built, for a reader of this file:
 - Weak-reference callbacks run inside garbage collection, possibly while this
   thread holds the lock, so they never lock and never raise: they drop cached
   plans and queue the dead entry; the next locked operation purges it.
+- Plain receivers are called by the loops of ``_dispatch`` (compiled per set
+  of keyword names); async receivers are started by ``_eager`` and get a task
+  only if they wait; receivers with connect options go to their option's
+  ``ConnectOption`` handler.
 """
 
 from __future__ import annotations
