@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any, ClassVar
 
+import httpx
 import pytest
 from sqlalchemy import Column, ForeignKey, String, Table, create_engine, event, text
 from sqlalchemy.engine import Engine
@@ -301,3 +302,10 @@ def trace(sent: list[Any], *names: str) -> list[tuple[Any, ...]]:
 
 
 PY312 = sys.version_info >= (3, 12)
+
+
+@pytest.fixture
+def client() -> Iterator[httpx.Client]:
+    """An HTTP client for the servers the web tests start on 127.0.0.1."""
+    with httpx.Client(timeout=10) as client:
+        yield client

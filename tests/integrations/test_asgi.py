@@ -116,12 +116,6 @@ def raw_url() -> Iterator[str]:
         yield url
 
 
-@pytest.fixture
-def client() -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=10) as client:
-        yield client
-
-
 # -- recording what receivers get ----------------------------------------------
 
 

@@ -81,12 +81,6 @@ def url() -> Iterator[str]:
 
 
 @pytest.fixture
-def client() -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=10) as client:
-        yield client
-
-
-@pytest.fixture
 def recorder() -> Iterator[Recorder]:
     def path_of(kwargs: dict[str, Any]) -> str:
         path: str = kwargs.get("environ", kwargs.get("request"))["PATH_INFO"]
