@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tocsin import Signal, WeakReceiverWarning, _signal, receiver, signals
+from tocsin import Signal, WeakReceiverWarning, _options, receiver, signals
 from tocsin.apps import LazyReferenceError, Registry, apps
 from tocsin.signals import ModelSignal, class_prepared, post_save, pre_delete, pre_save
 from tocsin.testing import connected_to
@@ -244,10 +244,12 @@ def test_apps_is_ignored_for_a_class_sender() -> None:
 
 
 def test_connect_options_priority_and_uid_survive_the_wait() -> None:
-    class Tag(_signal.ConnectOption):
+    tagged: list[tuple[Any, Any]] = []
+
+    class Tag(_options.ConnectOption):
         name = "tag"
 
-        def call(
+        def deliver(
             self,
             value: Any,
             receiver: Callable[..., Any],
@@ -255,10 +257,11 @@ def test_connect_options_priority_and_uid_survive_the_wait() -> None:
             sender: Any,
             named: dict[str, Any],
             robust: bool,
-        ) -> Any:
-            return (value, receiver(signal=signal, sender=sender, **named))
+        ) -> str:
+            tagged.append((value, receiver))
+            return _options.NOW
 
-    _signal.register_connect_option(Tag())
+    _options.register(Tag())
     try:
         registry = Registry()
         signal = ModelSignal()
@@ -286,9 +289,10 @@ def test_connect_options_priority_and_uid_survive_the_wait() -> None:
             (high, 5, "high", {"tag": "t"}),
             (low, 0, None, {}),
         ]
-        assert signal.send(sender=Invoice) == [(low, "low"), (high, ("t", "high"))]
+        assert signal.send(sender=Invoice) == [(low, "low"), (high, "high")]
+        assert tagged == [("t", high)]
     finally:
-        _signal._option_handlers.pop("tag", None)
+        _options._handlers.pop("tag", None)
 
 
 def test_connecting_the_same_lazy_receiver_twice_is_a_no_op() -> None:

@@ -8,11 +8,19 @@ as literal keywords. A loop checks that ``named`` has exactly its names and
 returns ``None`` when it does not, so a signal can keep the loop it used last
 and try it first, without computing a cache key on every send. Names that
 cannot be written literally (``**{"a-b": 1}``) use a generic loop instead.
+
+A loop resolves every receiver's weak reference before it calls the first
+one, so a receiver that is alive when the send begins is called even if an
+earlier receiver drops the last reference to it (as in Django). The loops
+reach builtins only through ``_tocsin_`` names, which no send's keyword can
+shadow (such names take the generic loop), and their source is registered
+with ``linecache``, so a traceback through a loop shows its lines.
 """
 
 from __future__ import annotations
 
 import keyword
+import linecache
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -34,8 +42,7 @@ def loop(_tocsin_records, signal, sender, _tocsin_named):
 {unpack}
     _tocsin_responses = []
     _tocsin_append = _tocsin_responses.append
-    for _tocsin_record in _tocsin_records:
-        _tocsin_receiver = _tocsin_record()
+    for _tocsin_receiver in [_tocsin_record() for _tocsin_record in _tocsin_records]:
         if _tocsin_receiver is not None:
 {call}
             _tocsin_append((_tocsin_receiver, _tocsin_response))
@@ -43,11 +50,11 @@ def loop(_tocsin_records, signal, sender, _tocsin_named):
 """
 
 _UNPACK = """\
-    if len(_tocsin_named) != {count}:
+    if _tocsin_len(_tocsin_named) != {count}:
         return None
     try:
 {lines}
-    except KeyError:
+    except _tocsin_KeyError:
         return None"""
 
 _NOTHING_TO_UNPACK = """\
@@ -60,9 +67,16 @@ _PLAIN_CALL = """\
 _ROBUST_CALL = """\
             try:
                 _tocsin_response = _tocsin_receiver(signal=signal, sender=sender, {args})
-            except Exception as _tocsin_error:
+            except _tocsin_Exception as _tocsin_error:
                 signal._log_robust_failure(_tocsin_receiver, _tocsin_error)
                 _tocsin_response = _tocsin_error"""
+
+# The only globals a compiled loop reads.
+_BUILTINS = {
+    "_tocsin_len": len,
+    "_tocsin_KeyError": KeyError,
+    "_tocsin_Exception": Exception,
+}
 
 _loops: dict[tuple[tuple[str, ...], bool], Loop] = {}
 
@@ -128,8 +142,17 @@ def _compile(names: tuple[str, ...], robust: bool) -> Loop:
     args = ", ".join(f"{name}={name}" for name in names)
     call = (_ROBUST_CALL if robust else _PLAIN_CALL).format(args=args)
     source = _TEMPLATE.format(unpack=unpack, call=call)
-    namespace: dict[str, Any] = {}
-    exec(compile(source, f"<tocsin dispatch {names!r}>", "exec"), namespace)
+    mode = "robust " if robust else ""
+    filename = f"<tocsin {mode}dispatch of {', '.join(names) or 'no names'}>"
+    if len(_loops) < _MAX_LOOPS:  # kept: a traceback can show its source
+        linecache.cache[filename] = (
+            len(source),
+            None,
+            source.splitlines(True),
+            filename,
+        )
+    namespace: dict[str, Any] = dict(_BUILTINS)
+    exec(compile(source, filename, "exec"), namespace)
     loop: Loop = namespace["loop"]
     return loop
 
@@ -141,8 +164,7 @@ def _generic_loop(
     named: dict[str, Any],
 ) -> Responses:
     responses: Responses = []
-    for record in records:
-        receiver = record()
+    for receiver in [record() for record in records]:
         if receiver is not None:
             responses.append(
                 (receiver, receiver(signal=signal, sender=sender, **named))
@@ -157,8 +179,7 @@ def _generic_robust_loop(
     named: dict[str, Any],
 ) -> Responses:
     responses: Responses = []
-    for record in records:
-        receiver = record()
+    for receiver in [record() for record in records]:
         if receiver is not None:
             try:
                 response = receiver(signal=signal, sender=sender, **named)

@@ -41,7 +41,7 @@ def receiver(
 
     def connect(func: F) -> F:
         for item in signals:
-            item._connect(func, sender, weak, dispatch_uid, priority, options)
+            item.connect(func, sender, weak, dispatch_uid, priority=priority, **options)
         return func
 
     return connect

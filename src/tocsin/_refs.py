@@ -30,6 +30,9 @@ _CO_ITERABLE_COROUTINE = 0x100
 #: same sender even when they are different objects (as in blinker).
 _VALUE_SENDER_TYPES = (str, int)
 
+#: The sender key of receivers connected with ``sender=None``: they hear everyone.
+ANY_SENDER: Hashable = id(None)
+
 
 class _Record:
     """The fields every record carries, whatever holds the receiver."""
@@ -74,6 +77,38 @@ class WeakMethodRecord(weakref.WeakMethod, _Record):  # type: ignore[type-arg]
 
 
 Record = StrongRecord | WeakRecord | WeakMethodRecord
+
+
+class UidKey(tuple):  # type: ignore[type-arg]
+    """The key of a connection made with a ``dispatch_uid``: ``(uid,)``.
+
+    A one-item tuple, so it can never equal a receiver's key (an ``int`` or a
+    pair of them), and it tells the uid back for :meth:`Signal.receivers_info`.
+    """
+
+    __slots__ = ()
+
+    @property
+    def uid(self) -> Hashable:
+        uid: Hashable = self[0]
+        return uid
+
+
+def connection_keys(
+    receiver: Callable[..., Any] | None,
+    sender: object,
+    dispatch_uid: Hashable | None,
+) -> tuple[Hashable, Hashable]:
+    """Identify a connection: ``(receiver key or uid key, sender key)``.
+
+    ``dispatch_uid``, when given, names the connection whatever the receiver;
+    ``sender=None`` (every sender) has the key of ``None``.
+    """
+    if dispatch_uid is not None:
+        key: Hashable = UidKey((dispatch_uid,))
+    else:
+        key = receiver_key(receiver)  # type: ignore[arg-type]
+    return key, ANY_SENDER if sender is None else sender_key(sender)
 
 
 def receiver_key(receiver: Callable[..., Any]) -> Hashable:

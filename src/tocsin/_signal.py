@@ -20,35 +20,35 @@ How it is built, for a reader of this file:
 - Weak-reference callbacks run inside garbage collection, possibly while this
   thread holds the lock, so they never lock and never raise: they drop cached
   plans and queue the dead entry; the next locked operation purges it.
+- A sender that cannot be weakly referenced (a string, an integer, a tuple)
+  is held strongly by its cached plan instead, in a bounded cache, so that
+  senders made anew for each send cannot grow memory.
 - Plain receivers are called by the loops of ``_dispatch`` (compiled per set
-  of keyword names); async receivers are started by ``_eager`` and get a task
-  only if they wait; receivers with connect options go to their option's
-  ``ConnectOption`` handler.
+  of keyword names); async receivers run in tasks of their own (``_async``);
+  receivers with connect options are delivered to as their option says
+  (``_options``).
+- A send resolves every weak reference before it calls the first receiver,
+  so a receiver alive when the send begins is called by it, as in Django.
 """
 
 from __future__ import annotations
 
 import collections
-import contextvars
 import functools
 import itertools
+import os
+import sys
 import threading
 import warnings
 import weakref
 
-from . import _dispatch, _eager, _refs
+from . import _async, _dispatch, _options, _refs
 
 # typing costs more to import than the rest of the core together; the core
 # needs it only for the type checker.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import (
-        Awaitable,
-        Callable,
-        Hashable,
-        Iterable,
-        Sequence,
-    )
+    from collections.abc import Awaitable, Callable, Hashable, Iterable
     from typing import Any, NamedTuple
 
     from ._dispatch import Loop, Responses
@@ -58,9 +58,10 @@ if TYPE_CHECKING:
 
 __all__ = ["ReceiverInfo", "Signal", "WeakReceiverWarning"]
 
-_ANY_KEY: Hashable = id(None)  # receivers connected with sender=None hear everyone
+_ANY_KEY = _refs.ANY_SENDER
 _ALL = object()  # receivers_info() default: every connection, whatever its sender
-_NO_VALUE = object()
+_HELD_PLANS = 256  # senders held strongly by cached plans, at most, per signal
+_PACKAGE = os.path.dirname(__file__) + os.sep
 
 
 class WeakReceiverWarning(UserWarning):
@@ -104,54 +105,6 @@ class ReceiverInfo(_ReceiverInfoFields):
     """
 
     __slots__ = ()
-
-
-# Connect options beyond Django's (``on_commit=True``, ...) are provided by the
-# modules that implement them; the core only routes receivers that use one to
-# the option's handler, off the plain-receiver loop.
-_option_handlers: dict[str, ConnectOption] = {}
-_option_providers = {"on_commit": "tocsin.transaction"}
-
-
-class ConnectOption:
-    """How receivers connected with one extra option are validated and called.
-
-    Subclasses are registered with :func:`register_connect_option`. Private to
-    tocsin's own modules for now.
-    """
-
-    name: str
-
-    def validate(self, value: Any, receiver: Callable[..., Any]) -> Any:
-        """Return the value to store, or ``None`` to ignore the option."""
-        return value
-
-    def call(
-        self,
-        value: Any,
-        receiver: Callable[..., Any],
-        signal: Signal,
-        sender: Any,
-        named: dict[str, Any],
-        robust: bool,
-    ) -> Any:
-        """Deliver one send to ``receiver``; the return value is its response."""
-        raise NotImplementedError
-
-
-def register_connect_option(handler: ConnectOption) -> None:
-    _option_handlers[handler.name] = handler
-
-
-def _option_handler(name: str) -> ConnectOption:
-    if name not in _option_handlers and name in _option_providers:
-        __import__(_option_providers[name])
-    try:
-        return _option_handlers[name]
-    except KeyError:
-        raise TypeError(
-            f"Signal.connect() got an unexpected keyword argument {name!r}"
-        ) from None
 
 
 class Signal:
@@ -238,18 +191,6 @@ class Signal:
 
         .. versionadded:: 0.1
         """
-        self._connect(receiver, sender, weak, dispatch_uid, priority, options)
-
-    def _connect(
-        self,
-        receiver: Callable[..., Any],
-        sender: object,
-        weak: bool,
-        dispatch_uid: Hashable | None,
-        priority: float,
-        options: dict[str, Any],
-        stacklevel: int = 3,
-    ) -> None:
         if not callable(receiver):
             raise TypeError("Signal receivers must be callable.")
         if not _refs.accepts_kwargs(receiver):
@@ -264,11 +205,7 @@ class Signal:
             raise TypeError(
                 f"priority must be a number (higher runs first), not {priority!r}."
             )
-        stored_options = {}
-        for name, value in options.items():
-            value = _option_handler(name).validate(value, receiver)
-            if value is not None:
-                stored_options[name] = value
+        stored_options = _options.validate(options, receiver) if options else None
         if weak and _refs.is_transient_function(receiver):
             warnings.warn(
                 f"The receiver {_refs.describe(receiver)} is a lambda or a local "
@@ -276,9 +213,9 @@ class Signal:
                 "silently once nothing else refers to it. Connect it with "
                 "weak=False to keep it.",
                 WeakReceiverWarning,
-                stacklevel=stacklevel,
+                stacklevel=_caller_stacklevel(),
             )
-        key, skey = self._keys(receiver, sender, dispatch_uid)
+        key, skey = _refs.connection_keys(receiver, sender, dispatch_uid)
         with self.lock:
             self._purge()
             connections = self._by_sender.get(skey)
@@ -317,7 +254,7 @@ class Signal:
                 "Signal.disconnect() needs the receiver or the dispatch_uid it "
                 "was connected with."
             )
-        key, skey = self._keys(receiver, sender, dispatch_uid)
+        key, skey = _refs.connection_keys(receiver, sender, dispatch_uid)
         with self.lock:
             self._purge()
             record = self._remove(skey, key)
@@ -331,24 +268,11 @@ class Signal:
         sender: object = None,
         dispatch_uid: Hashable | None = None,
     ) -> bool:
-        key, skey = self._keys(receiver, sender, dispatch_uid)
+        key, skey = _refs.connection_keys(receiver, sender, dispatch_uid)
         with self.lock:
             self._purge()
             record = self._by_sender.get(skey, {}).get(key)
             return record is not None and record() is not None
-
-    @staticmethod
-    def _keys(
-        receiver: Callable[..., Any] | None,
-        sender: object,
-        dispatch_uid: Hashable | None,
-    ) -> tuple[Hashable, Hashable]:
-        """The keys of a connection: (receiver or uid, sender)."""
-        if dispatch_uid is not None:
-            key: Hashable = ("uid", dispatch_uid)
-        else:
-            key = _refs.receiver_key(receiver)  # type: ignore[arg-type]
-        return key, _ANY_KEY if sender is None else _refs.sender_key(sender)
 
     def has_listeners(self, sender: object = None) -> bool:
         """Tell whether a send from ``sender`` would reach any live receiver.
@@ -407,7 +331,6 @@ class Signal:
                 continue
             module, line = _refs.source_location(receiver)
             key = record.key
-            is_uid = isinstance(key, tuple) and len(key) == 2 and key[0] == "uid"
             holder = self._sender_refs.get(record.sender_key)
             infos.append(
                 ReceiverInfo(
@@ -416,7 +339,7 @@ class Signal:
                     module=module,
                     line=line,
                     sender=None if holder is None else holder(),
-                    dispatch_uid=key[1] if is_uid else None,  # type: ignore[index]
+                    dispatch_uid=key.uid if isinstance(key, _refs.UidKey) else None,
                     priority=record.priority,
                     weak=record.weak,
                     is_async=record.is_async,
@@ -432,18 +355,27 @@ class Signal:
 
         Each receiver gets ``signal=self``, ``sender=sender`` and the named
         arguments. Synchronous receivers run first, in priority then
-        registration order; async receivers then run concurrently on a fresh
-        event loop (in a helper thread when this thread already runs one).
-        An exception from a receiver propagates at once: later receivers are
-        not called. See :meth:`send_robust`.
+        registration order. Async receivers then run on a new event loop, each
+        in a task of its own, concurrently, as :meth:`asend` runs them; what
+        they set in context variables is copied back to the caller.
+        An exception from a receiver propagates at once: later synchronous
+        receivers are not called, and waiting async receivers are cancelled.
+        See :meth:`send_robust`.
+
+        Every receiver that is alive when the send begins is called, even if
+        an earlier receiver drops the last reference to it.
 
         Returns:
             A list of ``(receiver, response)`` pairs, synchronous receivers
             first.
 
+        Raises:
+            RuntimeError: There are async receivers to run and this thread is
+                running an event loop, which waiting here would block: use
+                :meth:`asend` from async code.
+
         .. versionadded:: 0.1
         """
-        # The body of _call_plain, inlined: this is the hot path.
         if not self._by_sender:
             return []
         try:
@@ -453,43 +385,55 @@ class Signal:
         if not plan:
             return []
         plain, special = plan
-        if plain:
-            responses = self._plain_loop(plain, self, sender, named)
-            if responses is None:
-                responses = self._switch_loop(plain, sender, named, robust=False)
-        else:
-            responses = []
         if special:
-            responses += self._send_special(special, sender, named, robust=False)
-        return responses
+            responses, calls = self._start(plain, special, sender, named, False)
+            if calls:
+                responses += _async.run_blocking(
+                    self._run_async(calls, sender, named, False), "Signal.send()"
+                )
+            return responses
+        # The plain case of _start, inlined: this is the hot path.
+        sent = self._plain_loop(plain, self, sender, named)
+        if sent is None:
+            return self._switch_loop(plain, sender, named, robust=False)
+        return sent
 
     def send_robust(self, sender: Any, **named: Any) -> Responses:
         """Like :meth:`send`, but an exception from a receiver does not stop
         the others.
 
-        The exception is returned as that receiver's response (with its
+        An ``Exception`` is returned as that receiver's response (with its
         ``__traceback__``) and logged at ERROR to the ``tocsin`` logger, with
-        the exception info.
+        the exception info. Other exceptions (``KeyboardInterrupt``,
+        ``SystemExit``) propagate.
 
         .. versionadded:: 0.1
         """
         if not self._by_sender:
             return []
-        responses, special = self._call_plain(sender, named, robust=True)
-        if special:
-            responses += self._send_special(special, sender, named, robust=True)
+        plan = self._plan(sender)
+        if not plan:
+            return []
+        responses, calls = self._start(*plan, sender, named, True)
+        if calls:
+            responses += _async.run_blocking(
+                self._run_async(calls, sender, named, True), "Signal.send_robust()"
+            )
         return responses
 
     async def asend(self, sender: Any, **named: Any) -> Responses:
         """Send from async code.
 
         Synchronous receivers are called first, in order, on the event loop
-        itself (each blocks it only for as long as it runs). Then each async
-        receiver starts at once, in order, and those that wait for something
-        are awaited concurrently, as by ``asyncio.gather`` but without a task
-        for the receivers that never wait. If async receivers raise, all of
-        them still run to their end, then the first exception propagates.
-        Django runs the synchronous receivers in a worker thread instead.
+        itself (each blocks it only for as long as it runs; Django runs them
+        in a worker thread instead). Then every async receiver runs in a task
+        of its own, as the children of an ``asyncio.TaskGroup`` (as in
+        Django 6.1): they start in order, share one copy of the caller's
+        context, and what they set is copied back to the caller at the end.
+        A failure cancels the receivers still waiting and is raised (several
+        failures in one pass as an ``ExceptionGroup``); cancelling the caller
+        cancels them all. On Python 3.12+ the tasks start eagerly, so a
+        receiver that never waits costs no loop iteration.
 
         Returns:
             ``(receiver, response)`` pairs, synchronous receivers first.
@@ -498,9 +442,12 @@ class Signal:
         """
         if not self._by_sender:
             return []
-        responses, special = self._call_plain(sender, named, robust=False)
-        if special:
-            responses += await self._asend_special(special, sender, named, robust=False)
+        plan = self._plan(sender)
+        if not plan:
+            return []
+        responses, calls = self._start(*plan, sender, named, False)
+        if calls:
+            responses += await self._run_async(calls, sender, named, False)
         return responses
 
     async def asend_robust(self, sender: Any, **named: Any) -> Responses:
@@ -510,29 +457,95 @@ class Signal:
         """
         if not self._by_sender:
             return []
-        responses, special = self._call_plain(sender, named, robust=True)
-        if special:
-            responses += await self._asend_special(special, sender, named, robust=True)
+        plan = self._plan(sender)
+        if not plan:
+            return []
+        responses, calls = self._start(*plan, sender, named, True)
+        if calls:
+            responses += await self._run_async(calls, sender, named, True)
         return responses
 
-    def _call_plain(
-        self, sender: Any, named: dict[str, Any], robust: bool
-    ) -> tuple[Responses, tuple[Record, ...]]:
-        """Call the plain receivers for ``sender``; return the rest to call."""
+    def _plan(self, sender: object) -> Plan:
         try:
-            plan = self._plans[id(sender)]
+            return self._plans[id(sender)]
         except KeyError:
-            plan = self._resolve(sender)
-        if not plan:
-            return [], ()
-        plain, special = plan
-        if not plain:
-            return [], special
-        loop = self._robust_loop if robust else self._plain_loop
-        responses = loop(plain, self, sender, named)
-        if responses is None:
-            responses = self._switch_loop(plain, sender, named, robust)
-        return responses, special
+            return self._resolve(sender)
+
+    def _start(
+        self,
+        plain: tuple[Record, ...],
+        special: tuple[Record, ...],
+        sender: Any,
+        named: dict[str, Any],
+        robust: bool,
+    ) -> tuple[Responses, list[tuple[Callable[..., Any], bool]]]:
+        """Call the synchronous receivers; return the async ones to run.
+
+        Returns:
+            The responses so far, and ``(receiver, robust)`` for each async
+            receiver to run, in order.
+        """
+        # Resolved before any receiver runs: see the module docstring.
+        later = [record() for record in special]
+        if plain:
+            loop = self._robust_loop if robust else self._plain_loop
+            responses = loop(plain, self, sender, named)
+            if responses is None:
+                responses = self._switch_loop(plain, sender, named, robust)
+        else:
+            # No loop checked the names: check them before any receiver runs.
+            _dispatch.check_names(named)
+            responses = []
+        calls: list[tuple[Callable[..., Any], bool]] = []
+        for record, receiver in zip(special, later, strict=True):
+            if receiver is None:
+                continue
+            how = _options.NOW_ROBUST if robust else _options.NOW
+            if record.options:
+                how = _options.deliver(
+                    record.options, receiver, self, sender, named, robust
+                )
+                if how == _options.DEFERRED:
+                    responses.append((receiver, None))
+                    continue
+            if record.is_async:
+                calls.append((receiver, how == _options.NOW_ROBUST))
+            elif how == _options.NOW_ROBUST:
+                try:
+                    response = receiver(signal=self, sender=sender, **named)
+                except Exception as error:
+                    self._log_robust_failure(receiver, error)
+                    response = error
+                responses.append((receiver, response))
+            else:
+                responses.append(
+                    (receiver, receiver(signal=self, sender=sender, **named))
+                )
+        return responses, calls
+
+    async def _run_async(
+        self,
+        calls: list[tuple[Callable[..., Any], bool]],
+        sender: Any,
+        named: dict[str, Any],
+        robust: bool,
+    ) -> Responses:
+        """Run the async receivers, each in its own task (see ``_async``)."""
+        awaitables: list[Awaitable[Any]] = []
+        try:
+            for receiver, robust_one in calls:
+                awaitable = receiver(signal=self, sender=sender, **named)
+                if robust_one and not robust:
+                    awaitable = _async.caught(awaitable)
+                awaitables.append(awaitable)
+        except BaseException:
+            for awaitable in awaitables:
+                getattr(awaitable, "close", _nothing)()
+            raise
+        results, failed = await _async.run_all(awaitables, robust)
+        for index in failed:
+            self._log_robust_failure(calls[index][0], results[index])
+        return list(zip((receiver for receiver, _ in calls), results, strict=True))
 
     def _switch_loop(
         self,
@@ -564,129 +577,23 @@ class Signal:
             exc_info=error,
         )
 
-    # -- the receivers that are not plain synchronous calls -------------------
-
-    def _split_special(
-        self,
-        records: Sequence[Record],
-        sender: Any,
-        named: dict[str, Any],
-        robust: bool,
-    ) -> tuple[Responses, list[Callable[..., Any]]]:
-        """Deliver to receivers with connect options; return the async rest."""
-        # The plain loops reject reserved names when they are compiled; this
-        # path builds no loop, so check here, before any receiver runs.
-        _dispatch.check_names(named)
-        responses: Responses = []
-        awaitables: list[Callable[..., Any]] = []
-        for record in records:
-            receiver = record()
-            if receiver is None:
-                continue
-            if record.options:
-                for name, value in record.options.items():
-                    response = _option_handlers[name].call(
-                        value, receiver, self, sender, named, robust
-                    )
-                responses.append((receiver, response))
-            else:
-                awaitables.append(receiver)
-        return responses, awaitables
-
-    def _send_special(
-        self,
-        records: Sequence[Record],
-        sender: Any,
-        named: dict[str, Any],
-        robust: bool,
-    ) -> Responses:
-        responses, async_receivers = self._split_special(records, sender, named, robust)
-        if async_receivers:
-            gathered = self._gather(async_receivers, sender, named, robust)
-            responses += _run_blocking(gathered)
-        return responses
-
-    async def _asend_special(
-        self,
-        records: Sequence[Record],
-        sender: Any,
-        named: dict[str, Any],
-        robust: bool,
-    ) -> Responses:
-        responses, async_receivers = self._split_special(records, sender, named, robust)
-        if async_receivers:
-            responses += await self._gather(async_receivers, sender, named, robust)
-        return responses
-
-    async def _gather(
-        self,
-        receivers: list[Callable[..., Any]],
-        sender: Any,
-        named: dict[str, Any],
-        robust: bool,
-    ) -> Responses:
-        """Run async receivers concurrently; see the module ``_eager``.
-
-        The receivers start at once, in order, in one copy of the context;
-        those that suspend are then awaited together. A failure is that
-        receiver's response if ``robust``; otherwise every receiver still runs
-        to its end, then the first failure (in receiver order) propagates.
-        """
-        kwargs = {"signal": self, "sender": sender, **named}
-        results: list[Any] = [None] * len(receivers)
-        waiting, failed = _eager.start_all(
-            enumerate(receivers), kwargs, results, contextvars.copy_context()
-        )
-        if waiting:
-            import asyncio
-
-            outcomes = await asyncio.gather(*(_outcome(rest) for _, rest in waiting))
-            failed += [
-                (index, value)
-                for (index, _), (ok, value) in zip(waiting, outcomes, strict=True)
-                if not ok
-            ]
-        failures: list[Exception] = []
-        for index, failure in sorted(failed, key=lambda item: item[0]):
-            results[index] = self._failed(receivers[index], failure, robust, failures)
-        if failures:
-            raise failures[0]
-        return list(zip(receivers, results, strict=True))
-
-    def _failed(
-        self,
-        receiver: Callable[..., Any],
-        error: Exception,
-        robust: bool,
-        failures: list[Exception],
-    ) -> Exception | None:
-        """Log a robust failure and return it as the response, or keep it."""
-        if robust:
-            self._log_robust_failure(receiver, error)
-            return error
-        failures.append(error)
-        return None
-
     # -- plans, and keeping them honest -----------------------------------------
 
     def _invalidate(self) -> None:
         self._plans: dict[int, Plan] = {}
-        self._value_plans: dict[Hashable, Plan] = {}
+        # Senders that cannot be weakly referenced, held by their cached plan
+        # so that their id() is not reused; oldest first.
+        self._held: dict[int, object] = {}
 
     def _resolve(self, sender: object) -> Plan:
         """Compute (and cache, where that is safe) the plan for ``sender``."""
-        is_value = isinstance(sender, _refs._VALUE_SENDER_TYPES)
-        if is_value:
-            plan = self._value_plans.get(_refs.sender_key(sender))
-            if plan is not None:
-                return plan
         with self.lock:
             self._purge()
             # A weak-reference callback may invalidate (rebind) the caches
             # while this runs, without the lock. Storing into the dicts read
             # here, before the connections, then only ever caches into a dict
             # that is already discarded, never a plan computed too early.
-            plans, value_plans = self._plans, self._value_plans
+            plans, held = self._plans, self._held
             any_records = self._by_sender.get(_ANY_KEY, {})
             if sender is None:
                 own: dict[Hashable, Record] = {}
@@ -698,15 +605,15 @@ class Signal:
                 if record() is not None
             ]
             plan = self._split(self._ordered(live))
-            if is_value:
-                value_plans[_refs.sender_key(sender)] = plan
-            elif sender is None or own:
-                # None lives forever; an own sender is kept alive (or tracked
-                # by a weak reference) by its connections.
+            if sender is None or self._track(sender):
                 plans[id(sender)] = plan
-            elif self._track(sender):
+            else:
+                if len(held) >= _HELD_PLANS:
+                    oldest = next(iter(held))
+                    del held[oldest]
+                    plans.pop(oldest, None)
+                held[id(sender)] = sender
                 plans[id(sender)] = plan
-            # else: not cacheable safely, so resolved again on each send
             return plan
 
     def _track(self, sender: object) -> bool:
@@ -783,89 +690,19 @@ class Signal:
         self._plan_refs.pop(sender_id, None)
 
 
-async def _outcome(awaitable: Awaitable[Any]) -> tuple[bool, Any]:
-    """Await ``awaitable``: ``(True, result)``, or ``(False, exception)``.
-
-    A receiver may return an exception as its result (robust sends do), so a
-    raised one is told apart here, not by its type.
-    """
-    try:
-        return True, await awaitable
-    except Exception as error:
-        return False, error
-
-
 def _identity(value: object) -> object:
     return value
 
 
-# Synchronous code can run inside an event loop's task and still be able to
-# await on that loop: SQLAlchemy's AsyncSession runs flushes (and so model
-# signals) in a greenlet that way. An integration that knows such a context
-# registers a bridge: a function that returns how to await there, or None
-# elsewhere. Private to tocsin's own modules.
-_async_bridges: list[Callable[[], Callable[[Any], Any] | None]] = []
+def _nothing() -> None:
+    return None
 
 
-def register_async_bridge(bridge: Callable[[], Callable[[Any], Any] | None]) -> None:
-    if bridge not in _async_bridges:
-        _async_bridges.append(bridge)
-
-
-def _run_blocking(awaitable: Any) -> Any:
-    """Run ``awaitable`` to completion from synchronous code.
-
-    Where a registered bridge can await on the running loop, it does.
-    Otherwise it runs on a new event loop in this thread, or in a helper
-    thread when this thread is already running a loop. Context variables set
-    by the awaitable are copied back to the caller's context.
-    """
-    for bridge in _async_bridges:
-        await_here = bridge()
-        if await_here is not None:
-            return await_here(awaitable)
-    import asyncio
-
-    context = contextvars.copy_context()
-    outcome: list[Any] = []
-    failed: list[bool] = []
-
-    def run() -> None:
-        loop = asyncio.new_event_loop()
-        try:
-            task = loop.create_task(awaitable, context=context)
-            outcome.append(loop.run_until_complete(task))
-        except BaseException as error:
-            outcome.append(error)
-            failed.append(True)
-        finally:
-            # As asyncio.run() does: receivers still pending (because another
-            # one failed) or tasks they started are cancelled, so that their
-            # cleanup runs before the loop closes.
-            pending = asyncio.all_tasks(loop)
-            for leftover in pending:
-                leftover.cancel()
-            if pending:
-                loop.run_until_complete(
-                    asyncio.gather(*pending, return_exceptions=True)
-                )
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
-
-    try:
-        asyncio.get_running_loop()
-        in_event_loop = True
-    except RuntimeError:
-        in_event_loop = False
-    if not in_event_loop:
-        run()
-    else:
-        helper = threading.Thread(target=run, name="tocsin-async-receivers")
-        helper.start()
-        helper.join()
-    for variable, value in context.items():
-        if variable.get(_NO_VALUE) is not value:
-            variable.set(value)
-    if failed:
-        raise outcome[0]
-    return outcome[0]
+def _caller_stacklevel() -> int:
+    """The ``stacklevel`` of a warning about the code that called into tocsin."""
+    frame = sys._getframe(1)
+    level = 1
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+        frame = frame.f_back  # type: ignore[assignment]
+        level += 1
+    return level

@@ -106,38 +106,13 @@ class ModelSignal(Signal):
 
         .. versionadded:: 0.1
         """
-        if apps is not None:
-            options["apps"] = apps
-        self._connect(receiver, sender, weak, dispatch_uid, priority, options)
-
-    def _connect(
-        self,
-        receiver: Callable[..., Any],
-        sender: object,
-        weak: bool,
-        dispatch_uid: Hashable | None,
-        priority: float,
-        options: dict[str, Any],
-        stacklevel: int = 3,
-    ) -> None:
-        # @receiver calls this directly, with apps= among the options.
-        registry = options.get("apps")
-        if "apps" in options:
-            options = {k: v for k, v in options.items() if k != "apps"}
         if isinstance(sender, str):
             self._connect_lazy(
-                receiver,
-                sender,
-                weak,
-                dispatch_uid,
-                priority,
-                options,
-                registry,
-                stacklevel + 1,
+                receiver, sender, weak, dispatch_uid, priority, options, apps
             )
         else:
-            super()._connect(
-                receiver, sender, weak, dispatch_uid, priority, options, stacklevel + 1
+            super().connect(
+                receiver, sender, weak, dispatch_uid, priority=priority, **options
             )
 
     def _connect_lazy(
@@ -149,7 +124,6 @@ class ModelSignal(Signal):
         priority: float,
         options: dict[str, Any],
         registry: Registry | None,
-        stacklevel: int,
     ) -> None:
         from . import apps as apps_module
 
@@ -158,20 +132,16 @@ class ModelSignal(Signal):
             registry = apps_module.apps
         model = registry._find_model(*key)
         if model is not None:
-            super()._connect(
-                receiver, model, weak, dispatch_uid, priority, options, stacklevel + 1
+            super().connect(
+                receiver, model, weak, dispatch_uid, priority=priority, **options
             )
             return
         # Check everything now, where the mistake is, by connecting to a
         # throwaway signal: the real connection may happen much later.
-        Signal(name=self.name)._connect(
-            receiver, None, weak, dispatch_uid, priority, dict(options), stacklevel + 1
+        Signal(name=self.name).connect(
+            receiver, None, weak, dispatch_uid, priority=priority, **options
         )
-        match_key = (
-            ("uid", dispatch_uid)
-            if dispatch_uid is not None
-            else _refs.receiver_key(receiver)
-        )
+        match_key = _refs.connection_keys(receiver, None, dispatch_uid)[0]
         if registry._has_pending(key, self, match_key):
             return  # connecting twice is a no-op, as for a class sender
         held = _hold(receiver, weak)
@@ -207,15 +177,15 @@ class ModelSignal(Signal):
         priority: float,
         options: dict[str, Any],
     ) -> None:
-        args = (receiver, model, weak, dispatch_uid, priority, dict(options))
+        args = (receiver, model, weak, dispatch_uid)
         if weak and _refs.is_transient_function(receiver):
             # Already warned about at connect; the warning would now point at
             # whoever prepared the model.
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", WeakReceiverWarning)
-                Signal._connect(self, *args)
+                Signal.connect(self, *args, priority=priority, **options)
         else:
-            Signal._connect(self, *args)
+            Signal.connect(self, *args, priority=priority, **options)
 
     def disconnect(
         self,
@@ -243,12 +213,9 @@ class ModelSignal(Signal):
 
         key = apps_module._split_reference(sender)
         registry = apps if apps is not None else apps_module.apps
-        if dispatch_uid is not None:
-            match_key: Hashable = ("uid", dispatch_uid)
-        elif receiver is not None:
-            match_key = _refs.receiver_key(receiver)
-        else:
+        if receiver is None and dispatch_uid is None:
             return super().disconnect(None, sender, None)  # raises the TypeError
+        match_key = _refs.connection_keys(receiver, None, dispatch_uid)[0]
         dropped = registry._drop_pending(key, self, match_key)
         model = registry._find_model(*key)
         if model is not None:

@@ -35,8 +35,8 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol, runtime_checkable
 
-from . import _refs, _signal
-from ._signal import ConnectOption, Signal, register_connect_option
+from . import _async, _options, _refs
+from ._signal import Signal
 
 __all__ = [
     "Callback",
@@ -243,7 +243,7 @@ def run_callbacks(callbacks: Iterable[Callback]) -> None:
         try:
             result = callback.func()
             if inspect.isawaitable(result):
-                _signal._run_blocking(result)
+                _async.run_blocking(result, "An on_commit callback")
         except Exception as error:
             if not callback.robust:
                 raise
@@ -292,7 +292,7 @@ def captured_on_commit(*, execute: bool = False) -> Iterator[list[Callback]]:
 # -- the connect option ---------------------------------------------------------
 
 
-class _OnCommitOption(ConnectOption):
+class _OnCommitOption(_options.ConnectOption):
     """``connect(..., on_commit=True)``: defer the receiver until the commit."""
 
     name = "on_commit"
@@ -308,7 +308,7 @@ class _OnCommitOption(ConnectOption):
             "logs its exceptions instead of raising them."
         )
 
-    def call(
+    def deliver(
         self,
         value: Any,
         receiver: Callable[..., Any],
@@ -316,10 +316,17 @@ class _OnCommitOption(ConnectOption):
         sender: Any,
         named: dict[str, Any],
         robust: bool,
-    ) -> Any:
-        deferred = functools.partial(receiver, signal=signal, sender=sender, **named)
-        on_commit(deferred, robust=robust or value == "robust")
-        return None
+    ) -> str:
+        robust = robust or value == "robust"
+        if _captures or _current.get() is not None:
+            deferred = functools.partial(
+                receiver, signal=signal, sender=sender, **named
+            )
+            on_commit(deferred, robust=robust)
+            return _options.DEFERRED
+        # No transaction: the receiver runs now, where the send runs the
+        # others (an async one on the caller's loop, under asend).
+        return _options.NOW_ROBUST if robust else _options.NOW
 
 
 def _describe(func: Callable[..., Any]) -> str:
@@ -328,4 +335,4 @@ def _describe(func: Callable[..., Any]) -> str:
     return _refs.describe(func)
 
 
-register_connect_option(_OnCommitOption())
+_options.register(_OnCommitOption())

@@ -431,27 +431,26 @@ def test_wrapping_something_that_is_not_an_app_is_a_type_error() -> None:
         RequestSignalsMiddleware("app:main")  # type: ignore[arg-type]
 
 
-def test_receivers_that_do_not_wait_run_inside_the_requests_own_task() -> None:
+def test_async_request_receivers_run_in_tasks_of_their_own_not_the_requests() -> None:
     tasks: dict[str, Any] = {}
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
         tasks["app"] = asyncio.current_task()
 
-    def sync_receiver(sender: Any, **kwargs: Any) -> None:
-        tasks["sync"] = asyncio.current_task()
+    async def on_started(sender: Any, **kwargs: Any) -> None:
+        tasks["started"] = asyncio.current_task()
 
-    async def quick_receiver(sender: Any, **kwargs: Any) -> None:
-        tasks["async"] = asyncio.current_task()
+    async def on_finished(sender: Any, **kwargs: Any) -> None:
+        tasks["finished"] = asyncio.current_task()
 
     scope = {"type": "http", "path": "/"}
     with (
-        connected_to(sync_receiver, request_finished),
-        connected_to(quick_receiver, request_finished),
+        connected_to(on_started, request_started),
+        connected_to(on_finished, request_finished),
     ):
         asyncio.run(RequestSignalsMiddleware(app)(scope, _no_message, _discard))
 
-    assert tasks["sync"] is tasks["app"]
-    assert tasks["async"] is tasks["app"]
+    assert len({id(tasks[name]) for name in ("app", "started", "finished")}) == 3
 
 
 def test_async_finished_receivers_that_wait_all_complete_before_the_request_ends() -> (

@@ -29,7 +29,7 @@ import contextvars
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from .. import _eager
+from .. import _async
 from ..signals import got_request_exception, request_finished, request_started
 
 __all__ = ["RequestSignalsMiddleware"]
@@ -144,16 +144,17 @@ async def _report(scope: Scope, error: Exception) -> None:
 async def _finish(sender: Any, scope: Scope) -> None:
     """Send request_finished exactly once, whatever cancels the request.
 
-    The send starts at once, in this task, so that synchronous receivers (and
-    async ones that do not wait for anything) are done without scheduling
-    anything. If it has to wait, the rest runs in a task of its own, shielded:
-    cancelling the request then cancels only the waiting, not the delivery.
+    The send runs in a task of its own, shielded: cancelling the request then
+    cancels only the waiting, not the delivery. Where Python has eager tasks
+    (3.12+) that task starts at once, so a send whose receivers never wait is
+    done without a loop iteration.
     """
     delivery = request_finished.asend_robust(sender, scope=scope)
-    finished, rest = _eager.start(delivery, contextvars.copy_context())
-    if finished:
+    loop = asyncio.get_running_loop()
+    task = _async.start_task(delivery, contextvars.copy_context(), loop)
+    if task.done():
+        task.result()
         return
-    task = asyncio.ensure_future(rest)
     try:
         await asyncio.shield(task)
     except asyncio.CancelledError:

@@ -62,7 +62,7 @@ from sqlalchemy.orm.attributes import OP_REMOVE, instance_state
 from sqlalchemy.orm.interfaces import MANYTOONE
 from sqlalchemy.orm.state import InstanceState
 
-from .. import _signal, transaction
+from .. import _async, transaction
 from .._signal import Signal
 from ..signals import (
     class_prepared,
@@ -400,11 +400,10 @@ def _awaiter() -> Callable[[Any], Any] | None:
     return _await if _in_greenlet() else None
 
 
-# Inside an AsyncSession operation this thread's event loop is running, so the
-# core would run async receivers on a helper thread's loop, where they could
-# not use the session's connection. Await them on the session's own loop
-# instead, from inside SQLAlchemy's greenlet.
-_signal.register_async_bridge(_awaiter)
+# Inside an AsyncSession operation this thread's event loop is running, and
+# the core refuses to block it. Await async receivers on the session's own
+# loop instead, from inside SQLAlchemy's greenlet.
+_async.register_bridge(_awaiter)
 
 
 def _using(session: Session, mapper: Mapper[Any], cache: dict[Any, str]) -> str:
