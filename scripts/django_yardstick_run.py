@@ -103,6 +103,12 @@ def install_tocsin(src: Path) -> type:
     return tocsin.Signal
 
 
+def exception_line(trace: str) -> str:
+    """The ``SomeError: message`` line of a formatted traceback."""
+    lines = trace.splitlines()
+    return next((line for line in lines[1:] if not line.startswith(" ")), lines[-1])
+
+
 def main() -> int:
     try:
         return run(parse())
@@ -140,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
         suite.addTests(loader.loadTestsFromTestCase(case))
     result = unittest.TextTestRunner(stream=sys.stdout, verbosity=1).run(suite)
     for test, trace in [*result.failures, *result.errors]:
-        print(f"django-yardstick: FAILED {test.id()}: {trace.strip().splitlines()[-1]}")
+        print(f"django-yardstick: FAILED {test.id()}: {exception_line(trace)}")
     return 0 if result.wasSuccessful() and result.testsRun else 1
 
 
