@@ -62,6 +62,11 @@ def setup_django(tests: Path) -> None:
     setup_test_environment()
 
 
+# How often a test patched _make_id, and how often tocsin then called the patch:
+# a patch that tocsin never calls would make its test pass without testing tocsin.
+MAKE_ID_PATCH = {"installed": 0, "reached": 0}
+
+
 def install_tocsin(src: Path) -> type:
     sys.path.insert(0, str(src))
     import django
@@ -77,11 +82,22 @@ def install_tocsin(src: Path) -> type:
             "_make_id onto it; point DispatcherModule at its successor"
         )
 
+    sender_key = _refs.sender_key
+
     class DispatcherModule(types.ModuleType):
         def __setattr__(self, name: str, value: Any) -> None:
             if name == "_make_id":  # mock.patch(...) and its undoing
-                _refs.sender_key = value
+                _refs.sender_key = sender_key if value is sender_key else counted(value)
             super().__setattr__(name, value)
+
+    def counted(make_id: Any) -> Any:
+        MAKE_ID_PATCH["installed"] += 1
+
+        def key(target: object) -> Any:
+            MAKE_ID_PATCH["reached"] += 1
+            return make_id(target)
+
+        return key
 
     package = types.ModuleType("django.dispatch")
     dispatcher = DispatcherModule("django.dispatch.dispatcher")
@@ -145,6 +161,12 @@ def run(args: argparse.Namespace) -> int:
             raise Broken(f"tests/signals/tests.py has no class {name}")
         suite.addTests(loader.loadTestsFromTestCase(case))
     result = unittest.TextTestRunner(stream=sys.stdout, verbosity=1).run(suite)
+    if MAKE_ID_PATCH["installed"] and not MAKE_ID_PATCH["reached"]:
+        raise Broken(
+            "a test patched django.dispatch.dispatcher._make_id, but tocsin never "
+            "called tocsin._refs.sender_key while it was patched: map _make_id onto "
+            "the function tocsin now uses to key senders"
+        )
     for test, trace in [*result.failures, *result.errors]:
         print(f"django-yardstick: FAILED {test.id()}: {exception_line(trace)}")
     return 0 if result.wasSuccessful() and result.testsRun else 1
