@@ -104,11 +104,11 @@ def install_tocsin(src: Path) -> type:
     for module in (package, dispatcher):
         module.Signal = tocsin.Signal  # type: ignore[attr-defined]
         module.receiver = tocsin.receiver  # type: ignore[attr-defined]
-    dispatcher._make_id = _refs.sender_key  # type: ignore[attr-defined]
+    dispatcher._make_id = _refs.sender_key
     package.dispatcher = dispatcher  # type: ignore[attr-defined]
     sys.modules["django.dispatch"] = package
     sys.modules["django.dispatch.dispatcher"] = dispatcher
-    django.dispatch = package  # type: ignore[attr-defined]  # `from django import dispatch`
+    django.dispatch = package  # for `from django import dispatch`
 
     class ToDjangoDispatchLogger(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
@@ -138,7 +138,9 @@ def run(args: argparse.Namespace) -> int:
     if args.target == "tocsin":
         expected = install_tocsin(args.src)
     else:
-        from django.dispatch import Signal as expected
+        import django.dispatch
+
+        expected = django.dispatch.Signal
     import dispatch.tests
     import signals.tests
 
