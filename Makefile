@@ -18,8 +18,8 @@ demo: $(STAMP)
 	$(BIN)/python -m examples.shop $(ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks examples
-	$(BIN)/ruff format --check src tests benchmarks examples
+	$(BIN)/ruff check src tests benchmarks examples scripts
+	$(BIN)/ruff format --check src tests benchmarks examples scripts
 	$(BIN)/mypy --strict src examples
 
 test: lint
