@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import keyword
 import linecache
+import operator
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -41,11 +42,10 @@ _TEMPLATE = """\
 def loop(_tocsin_records, signal, sender, _tocsin_named):
 {unpack}
     _tocsin_responses = []
-    _tocsin_append = _tocsin_responses.append
-    for _tocsin_receiver in [_tocsin_record() for _tocsin_record in _tocsin_records]:
+    for _tocsin_receiver in [*_tocsin_map(_tocsin_call, _tocsin_records)]:
         if _tocsin_receiver is not None:
 {call}
-            _tocsin_append((_tocsin_receiver, _tocsin_response))
+            _tocsin_responses.append((_tocsin_receiver, _tocsin_response))
     return _tocsin_responses
 """
 
@@ -164,7 +164,7 @@ def _generic_loop(
     named: dict[str, Any],
 ) -> Responses:
     responses: Responses = []
-    for receiver in [record() for record in records]:
+    for receiver in [*map(operator.call, records)]:
         if receiver is not None:
             responses.append(
                 (receiver, receiver(signal=signal, sender=sender, **named))
@@ -179,7 +179,7 @@ def _generic_robust_loop(
     named: dict[str, Any],
 ) -> Responses:
     responses: Responses = []
-    for receiver in [record() for record in records]:
+    for receiver in [*map(operator.call, records)]:
         if receiver is not None:
             try:
                 response = receiver(signal=signal, sender=sender, **named)

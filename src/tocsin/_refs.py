@@ -175,13 +175,25 @@ def _code_of(func: Any) -> types.CodeType | None:
     return code if isinstance(code, types.CodeType) else None
 
 
-def is_async_receiver(receiver: Callable[..., Any]) -> bool:
-    """Tell whether calling ``receiver`` returns an awaitable.
+def inspect_receiver(receiver: Callable[..., Any]) -> tuple[bool, bool]:
+    """``(accepts **kwargs, is async)`` for ``receiver``; decided once, at connect.
 
-    Decided once, at connect. Besides ``async def`` functions, this honours
-    functions and objects marked with ``inspect.markcoroutinefunction``
-    (Python 3.12+) or asgiref's ``markcoroutinefunction`` (Python 3.11).
+    A receiver is async when calling it returns an awaitable: besides
+    ``async def`` functions, this honours functions and objects marked with
+    ``inspect.markcoroutinefunction`` (Python 3.12+) or asgiref's
+    ``markcoroutinefunction`` (Python 3.11).
     """
+    if type(receiver) is types.FunctionType and not receiver.__dict__:
+        # A plain, unmarked function (nearly every receiver): its code says all.
+        flags = receiver.__code__.co_flags
+        return bool(flags & _CO_VARKEYWORDS), bool(
+            flags & (_CO_COROUTINE | _CO_ITERABLE_COROUTINE)
+        )
+    return accepts_kwargs(receiver), is_async_receiver(receiver)
+
+
+def is_async_receiver(receiver: Callable[..., Any]) -> bool:
+    """Tell whether calling ``receiver`` returns an awaitable (see :func:`inspect_receiver`)."""
     target = _unwrap(receiver)
     inspect = sys.modules.get("inspect")
     # Marked on 3.12+: the marker object's name differs between versions, so

@@ -193,7 +193,8 @@ class Signal:
         """
         if not callable(receiver):
             raise TypeError("Signal receivers must be callable.")
-        if not _refs.accepts_kwargs(receiver):
+        accepts_kwargs, is_async = _refs.inspect_receiver(receiver)
+        if not accepts_kwargs:
             raise ValueError(
                 "Signal receivers must accept keyword arguments (**kwargs)."
             )
@@ -226,7 +227,7 @@ class Signal:
             record.sender_key = skey
             record.priority = priority
             record.order = self._next_order()
-            record.is_async = _refs.is_async_receiver(receiver)
+            record.is_async = is_async
             record.options = stored_options or None
             if connections is None:
                 if sender is not None:
