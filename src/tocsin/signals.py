@@ -10,8 +10,10 @@ sender and the keyword arguments that every receiver gets, besides
 The model signals (all but ``class_prepared``) are :class:`ModelSignal`
 objects: besides a model class, their ``connect()``, ``disconnect()`` and
 ``@receiver`` take a lazy ``"app_label.ModelName"`` string as ``sender``,
-resolved through the app registry (:mod:`tocsin.apps`) when that model is
-registered.
+resolved through an app registry (:mod:`tocsin.apps`) when that model is
+registered. This catalog is a lower layer than the registry and never
+imports it: :mod:`tocsin.apps` sets :attr:`ModelSignal.default_apps` when it
+is imported.
 """
 
 from __future__ import annotations
@@ -20,13 +22,13 @@ import types
 import warnings
 import weakref
 from collections.abc import Callable, Hashable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from . import _refs
 from ._signal import Signal, WeakReceiverWarning
 
 if TYPE_CHECKING:
-    from .apps import Registry
+    from .apps import LazyOperation, Registry
 
 __all__ = [
     "ModelSignal",
@@ -55,9 +57,10 @@ class ModelSignal(Signal):
     Wherever a sender is taken when connecting (:meth:`connect`,
     :meth:`disconnect`, ``@receiver``), a model signal also accepts the string
     ``"app_label.ModelName"`` (the model name is case-insensitive, as in
-    Django). If the registry already knows that model, the receiver is
-    connected to the class at once; otherwise the connection waits in the
-    registry and is made when the model is registered (when
+    Django). The connection is a
+    :meth:`~tocsin.apps.Registry.lazy_model_operation` of the registry given
+    with ``apps=`` (by default :attr:`default_apps`): made at once if the
+    registry knows the model, otherwise when the model is registered (when
     ``class_prepared`` is sent for it, or by ``register_model()``).
 
     A reference that never resolves is an error, not a silent drop:
@@ -72,6 +75,10 @@ class ModelSignal(Signal):
 
     .. versionadded:: 0.1
     """
+
+    #: The registry that resolves lazy senders given without ``apps=``:
+    #: :mod:`tocsin.apps` sets it to :data:`tocsin.apps.apps` when imported.
+    default_apps: ClassVar[Registry | None] = None
 
     def connect(
         self,
@@ -90,25 +97,27 @@ class ModelSignal(Signal):
             receiver, sender, weak, dispatch_uid, priority, options: As for
                 :meth:`Signal.connect`, with lazy senders allowed.
             apps: The registry that resolves a lazy sender; by default
-                :data:`tocsin.apps.apps`. Ignored for a class sender.
+                :attr:`default_apps`. Ignored for a class sender.
 
         While it waits for its model, a weakly connected receiver is still
-        held weakly: if it is garbage collected first, nothing is connected.
-        The receiver and the options are checked at once, not when the model
-        arrives.
+        held weakly: if it is garbage collected first, the waiting
+        connection is cancelled. The receiver and the options are checked at
+        once, not when the model arrives.
 
         Raises:
             ValueError: a string sender that is not ``"app_label.ModelName"``,
                 or a receiver without ``**kwargs``.
             TypeError: as for :meth:`Signal.connect`.
+            RuntimeError: a lazy sender, no ``apps=``, and :mod:`tocsin.apps`
+                was never imported.
             tocsin.apps.LazyReferenceError: the registry is populated and has
                 no such model.
 
         .. versionadded:: 0.1
         """
-        if apps is not None:
-            options["apps"] = apps
-        self._connect(receiver, sender, weak, dispatch_uid, priority, options)
+        self._connect(
+            receiver, sender, weak, dispatch_uid, priority, {**options, "apps": apps}
+        )
 
     def _connect(
         self,
@@ -121,101 +130,35 @@ class ModelSignal(Signal):
         stacklevel: int = 3,
     ) -> None:
         # @receiver calls this directly, with apps= among the options.
-        registry = options.get("apps")
-        if "apps" in options:
-            options = {k: v for k, v in options.items() if k != "apps"}
-        if isinstance(sender, str):
-            self._connect_lazy(
-                receiver,
-                sender,
-                weak,
-                dispatch_uid,
-                priority,
-                options,
-                registry,
-                stacklevel + 1,
-            )
-        else:
+        options = dict(options)
+        registry = options.pop("apps", None)
+        if not isinstance(sender, str):
             super()._connect(
                 receiver, sender, weak, dispatch_uid, priority, options, stacklevel + 1
             )
-
-    def _connect_lazy(
-        self,
-        receiver: Callable[..., Any],
-        reference: str,
-        weak: bool,
-        dispatch_uid: Hashable | None,
-        priority: float,
-        options: dict[str, Any],
-        registry: Registry | None,
-        stacklevel: int,
-    ) -> None:
-        from . import apps as apps_module
-
-        key = apps_module._split_reference(reference)
-        if registry is None:
-            registry = apps_module.apps
-        model = registry._find_model(*key)
-        if model is not None:
-            super()._connect(
-                receiver, model, weak, dispatch_uid, priority, options, stacklevel + 1
-            )
             return
+        registry = self._registry(registry, sender)
+        match_key = self._keys(receiver, None, dispatch_uid)[0]
+        waiting = self._waiting(registry, sender, match_key)
         # Check everything now, where the mistake is, by connecting to a
         # throwaway signal: the real connection may happen much later.
         Signal(name=self.name)._connect(
-            receiver, None, weak, dispatch_uid, priority, dict(options), stacklevel + 1
+            receiver, None, weak, dispatch_uid, priority, options, stacklevel + 1
         )
-        match_key = (
-            ("uid", dispatch_uid)
-            if dispatch_uid is not None
-            else _refs.receiver_key(receiver)
-        )
-        if registry._has_pending(key, self, match_key):
+        if waiting:
             return  # connecting twice is a no-op, as for a class sender
-        held = _hold(receiver, weak)
-
-        def complete(model: type) -> None:
-            live = held()
-            if live is not None:
-                self._connect_later(live, model, weak, dispatch_uid, priority, options)
-
+        connection = _LazyConnection(
+            self, receiver, weak, dispatch_uid, priority, options, match_key
+        )
         module, _ = _refs.source_location(receiver)
-        pending = apps_module._Pending(
-            reference=reference,
-            key=key,
-            run=complete,
+        connection.operation = registry.lazy_model_operation(
+            connection,
+            sender,
             description=(
                 f"The {self.name or 'signal'} receiver "
                 f"{module + '.' if module else ''}{_refs.describe(receiver)}"
             ),
-            owner=self,
-            match_key=match_key,
-            alive=lambda: held() is not None,
         )
-        model = registry._model_or_pending(pending)
-        if model is not None:  # registered meanwhile, by another thread
-            complete(model)
-
-    def _connect_later(
-        self,
-        receiver: Callable[..., Any],
-        model: type,
-        weak: bool,
-        dispatch_uid: Hashable | None,
-        priority: float,
-        options: dict[str, Any],
-    ) -> None:
-        args = (receiver, model, weak, dispatch_uid, priority, dict(options))
-        if weak and _refs.is_transient_function(receiver):
-            # Already warned about at connect; the warning would now point at
-            # whoever prepared the model.
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", WeakReceiverWarning)
-                Signal._connect(self, *args)
-        else:
-            Signal._connect(self, *args)
 
     def disconnect(
         self,
@@ -230,7 +173,7 @@ class ModelSignal(Signal):
 
         Args:
             apps: The registry that resolves a lazy sender; by default
-                :data:`tocsin.apps.apps`.
+                :attr:`default_apps`.
 
         Returns:
             ``True`` if a connection (made or waiting) was removed.
@@ -239,29 +182,91 @@ class ModelSignal(Signal):
         """
         if not isinstance(sender, str):
             return super().disconnect(receiver, sender, dispatch_uid)
-        from . import apps as apps_module
-
-        key = apps_module._split_reference(sender)
-        registry = apps if apps is not None else apps_module.apps
-        if dispatch_uid is not None:
-            match_key: Hashable = ("uid", dispatch_uid)
-        elif receiver is not None:
-            match_key = _refs.receiver_key(receiver)
-        else:
+        if receiver is None and dispatch_uid is None:
             return super().disconnect(None, sender, None)  # raises the TypeError
-        dropped = registry._drop_pending(key, self, match_key)
-        model = registry._find_model(*key)
-        if model is not None:
-            return super().disconnect(receiver, model, dispatch_uid) or dropped
-        return dropped
+        registry = self._registry(apps, sender)
+        match_key = self._keys(receiver, None, dispatch_uid)[0]
+        cancelled = [op.cancel() for op in self._waiting(registry, sender, match_key)]
+        try:
+            model = registry.get_registered_model(sender)
+        except LookupError:
+            return any(cancelled)
+        return super().disconnect(receiver, model, dispatch_uid) or any(cancelled)
+
+    def _registry(self, apps: Registry | None, sender: str) -> Registry:
+        registry = apps if apps is not None else self.default_apps
+        if registry is None:
+            raise RuntimeError(
+                f"The lazy sender {sender!r} needs an app registry, and there is "
+                "none yet: import tocsin.apps (its default registry resolves "
+                "lazy senders) before connecting, or pass apps=registry."
+            )
+        return registry
+
+    def _waiting(
+        self, registry: Registry, reference: str, match_key: Hashable
+    ) -> list[LazyOperation]:
+        """This signal's connections for ``match_key`` that wait in
+        ``registry`` for the model ``reference``."""
+        return [
+            op
+            for op in registry.pending_operations(reference)
+            if isinstance(op.function, _LazyConnection)
+            and op.function.signal is self
+            and op.function.match_key == match_key
+        ]
 
 
-def _hold(receiver: Callable[..., Any], weak: bool) -> Callable[[], Any]:
-    if not weak:
-        return lambda: receiver
-    if isinstance(receiver, types.MethodType):
-        return weakref.WeakMethod(receiver)
-    return weakref.ref(receiver)
+class _LazyConnection:
+    """Connects a receiver to a model signal once its model is registered.
+
+    A weakly connected receiver is held weakly while it waits; when it is
+    garbage collected first, the waiting operation is cancelled (from the
+    weak-reference callback: ``cancel()`` takes no lock).
+    """
+
+    def __init__(
+        self,
+        signal: ModelSignal,
+        receiver: Callable[..., Any],
+        weak: bool,
+        dispatch_uid: Hashable | None,
+        priority: float,
+        options: dict[str, Any],
+        match_key: Hashable,
+    ) -> None:
+        self.signal = signal
+        self.match_key = match_key
+        self.how = (weak, dispatch_uid, priority, options)
+        self.operation: LazyOperation | None = None
+        self.receiver: Callable[[], Callable[..., Any] | None]
+        if not weak:
+            self.receiver = lambda: receiver
+        elif isinstance(receiver, types.MethodType):
+            self.receiver = weakref.WeakMethod(receiver, self._receiver_died)
+        else:
+            self.receiver = weakref.ref(receiver, self._receiver_died)
+
+    def __call__(self, model: type) -> None:
+        receiver = self.receiver()
+        if receiver is None:
+            return
+        weak, dispatch_uid, priority, options = self.how
+        connect = self.signal.connect
+        if weak and _refs.is_transient_function(receiver):
+            # Already warned about at connect; the warning would now point at
+            # whoever prepared the model.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", WeakReceiverWarning)
+                connect(
+                    receiver, model, weak, dispatch_uid, priority=priority, **options
+                )
+        else:
+            connect(receiver, model, weak, dispatch_uid, priority=priority, **options)
+
+    def _receiver_died(self, ref: object) -> None:
+        if self.operation is not None:
+            self.operation.cancel()
 
 
 class_prepared = Signal(
