@@ -18,6 +18,7 @@ is imported.
 
 from __future__ import annotations
 
+import functools
 import types
 import warnings
 import weakref
@@ -54,21 +55,29 @@ __all__ = [
 class ModelSignal(Signal):
     """A signal whose senders are model classes, which can be named lazily.
 
-    Wherever a sender is taken when connecting (:meth:`connect`,
+    Wherever a sender is taken when connecting (``connect()``,
     :meth:`disconnect`, ``@receiver``), a model signal also accepts the string
     ``"app_label.ModelName"`` (the model name is case-insensitive, as in
-    Django). The connection is a
-    :meth:`~tocsin.apps.Registry.lazy_model_operation` of the registry given
-    with ``apps=`` (by default :attr:`default_apps`): made at once if the
-    registry knows the model, otherwise when the model is registered (when
-    ``class_prepared`` is sent for it, or by ``register_model()``).
+    Django), with an optional ``apps=`` registry (by default
+    :attr:`default_apps`). The connection is then a
+    :meth:`~tocsin.apps.Registry.lazy_model_operation` of that registry: made
+    at once if it knows the model, otherwise when the model is registered
+    (when ``class_prepared`` is sent for it, or by ``register_model()``).
+
+    The receiver and the options are checked at ``connect()``, not when the
+    model arrives; a weakly connected receiver is still held weakly while it
+    waits (if it is garbage collected first, the waiting connection is
+    cancelled); connecting it twice is a no-op, and :meth:`disconnect`
+    cancels a waiting connection.
 
     A reference that never resolves is an error, not a silent drop:
     :meth:`tocsin.apps.Registry.populate` raises
     :exc:`~tocsin.apps.LazyReferenceError` when, once every app's models are
     imported and every ``ready()`` has run, a waiting reference names an app
     that is not installed or a model that the app does not have; after
-    ``populate()``, connecting to an unknown model raises it at once.
+    ``populate()``, connecting to an unknown model raises it at once. A
+    malformed string raises ``ValueError``; a lazy sender without ``apps=``
+    before :mod:`tocsin.apps` was imported raises ``RuntimeError``.
 
     Sending is exactly :meth:`Signal.send`: send with the model class, never
     with the string.
@@ -80,45 +89,6 @@ class ModelSignal(Signal):
     #: :mod:`tocsin.apps` sets it to :data:`tocsin.apps.apps` when imported.
     default_apps: ClassVar[Registry | None] = None
 
-    def connect(
-        self,
-        receiver: Callable[..., Any],
-        sender: object = None,
-        weak: bool = True,
-        dispatch_uid: Hashable | None = None,
-        *,
-        priority: float = 0,
-        apps: Registry | None = None,
-        **options: Any,
-    ) -> None:
-        """Connect ``receiver``; ``sender`` may be ``"app_label.ModelName"``.
-
-        Args:
-            receiver, sender, weak, dispatch_uid, priority, options: As for
-                :meth:`Signal.connect`, with lazy senders allowed.
-            apps: The registry that resolves a lazy sender; by default
-                :attr:`default_apps`. Ignored for a class sender.
-
-        While it waits for its model, a weakly connected receiver is still
-        held weakly: if it is garbage collected first, the waiting
-        connection is cancelled. The receiver and the options are checked at
-        once, not when the model arrives.
-
-        Raises:
-            ValueError: a string sender that is not ``"app_label.ModelName"``,
-                or a receiver without ``**kwargs``.
-            TypeError: as for :meth:`Signal.connect`.
-            RuntimeError: a lazy sender, no ``apps=``, and :mod:`tocsin.apps`
-                was never imported.
-            tocsin.apps.LazyReferenceError: the registry is populated and has
-                no such model.
-
-        .. versionadded:: 0.1
-        """
-        self._connect(
-            receiver, sender, weak, dispatch_uid, priority, {**options, "apps": apps}
-        )
-
     def _connect(
         self,
         receiver: Callable[..., Any],
@@ -129,35 +99,30 @@ class ModelSignal(Signal):
         options: dict[str, Any],
         stacklevel: int = 3,
     ) -> None:
-        # @receiver calls this directly, with apps= among the options.
+        # connect() and @receiver both come here, with apps= among the options.
         options = dict(options)
-        registry = options.pop("apps", None)
+        apps = options.pop("apps", None)
+        args = (receiver, sender, weak, dispatch_uid, priority, options)
         if not isinstance(sender, str):
-            super()._connect(
-                receiver, sender, weak, dispatch_uid, priority, options, stacklevel + 1
-            )
+            super()._connect(*args, stacklevel + 1)
             return
-        registry = self._registry(registry, sender)
-        match_key = self._keys(receiver, None, dispatch_uid)[0]
-        waiting = self._waiting(registry, sender, match_key)
-        # Check everything now, where the mistake is, by connecting to a
-        # throwaway signal: the real connection may happen much later.
-        Signal(name=self.name)._connect(
-            receiver, None, weak, dispatch_uid, priority, options, stacklevel + 1
-        )
+        registry = self._registry(apps, sender)
+        key = self._keys(receiver, None, dispatch_uid)[0]
+        waiting = self._waiting(registry, sender, key)
+        # Check everything now, where the mistake is, on a throwaway signal:
+        # the real connection may happen much later.
+        Signal(name=self.name)._connect(*args, stacklevel + 1)
         if waiting:
             return  # connecting twice is a no-op, as for a class sender
         connection = _LazyConnection(
-            self, receiver, weak, dispatch_uid, priority, options, match_key
+            self, key, receiver, weak, (dispatch_uid, priority, options)
         )
         module, _ = _refs.source_location(receiver)
         connection.operation = registry.lazy_model_operation(
             connection,
             sender,
-            description=(
-                f"The {self.name or 'signal'} receiver "
-                f"{module + '.' if module else ''}{_refs.describe(receiver)}"
-            ),
+            description=f"The {self.name or 'signal'} receiver "
+            f"{module + '.' if module else ''}{_refs.describe(receiver)}",
         )
 
     def disconnect(
@@ -167,26 +132,19 @@ class ModelSignal(Signal):
         dispatch_uid: Hashable | None = None,
         apps: Registry | None = None,
     ) -> bool:
-        """Disconnect a receiver; ``sender`` may be ``"app_label.ModelName"``.
-
-        A connection still waiting for its model is cancelled.
-
-        Args:
-            apps: The registry that resolves a lazy sender; by default
-                :attr:`default_apps`.
+        """Disconnect a receiver; ``sender`` may be ``"app_label.ModelName"``
+        (resolved by ``apps``, by default :attr:`default_apps`).
 
         Returns:
             ``True`` if a connection (made or waiting) was removed.
 
         .. versionadded:: 0.1
         """
-        if not isinstance(sender, str):
+        if not isinstance(sender, str) or (receiver is None and dispatch_uid is None):
             return super().disconnect(receiver, sender, dispatch_uid)
-        if receiver is None and dispatch_uid is None:
-            return super().disconnect(None, sender, None)  # raises the TypeError
         registry = self._registry(apps, sender)
-        match_key = self._keys(receiver, None, dispatch_uid)[0]
-        cancelled = [op.cancel() for op in self._waiting(registry, sender, match_key)]
+        key = self._keys(receiver, None, dispatch_uid)[0]
+        cancelled = [op.cancel() for op in self._waiting(registry, sender, key)]
         try:
             model = registry.get_registered_model(sender)
         except LookupError:
@@ -204,65 +162,67 @@ class ModelSignal(Signal):
         return registry
 
     def _waiting(
-        self, registry: Registry, reference: str, match_key: Hashable
+        self, registry: Registry, reference: str, key: Hashable
     ) -> list[LazyOperation]:
-        """This signal's connections for ``match_key`` that wait in
-        ``registry`` for the model ``reference``."""
+        """This signal's connections of ``key`` waiting for ``reference``."""
         return [
             op
             for op in registry.pending_operations(reference)
             if isinstance(op.function, _LazyConnection)
-            and op.function.signal is self
-            and op.function.match_key == match_key
+            and op.function.key == (self, key)
         ]
 
 
 class _LazyConnection:
-    """Connects a receiver to a model signal once its model is registered.
+    """The lazy operation that connects a receiver once its model arrives.
 
-    A weakly connected receiver is held weakly while it waits; when it is
-    garbage collected first, the waiting operation is cancelled (from the
-    weak-reference callback: ``cancel()`` takes no lock).
+    It holds a weakly connected receiver weakly, and cancels the operation
+    when the receiver dies first (``cancel()`` takes no lock, so it is safe in
+    a weak-reference callback).
     """
 
     def __init__(
         self,
         signal: ModelSignal,
+        key: Hashable,
         receiver: Callable[..., Any],
         weak: bool,
-        dispatch_uid: Hashable | None,
-        priority: float,
-        options: dict[str, Any],
-        match_key: Hashable,
+        how: tuple[Hashable | None, float, dict[str, Any]],
     ) -> None:
+        self.key = (signal, key)
         self.signal = signal
-        self.match_key = match_key
-        self.how = (weak, dispatch_uid, priority, options)
+        self.weak = weak
+        self.how = how  # dispatch_uid, priority, options
         self.operation: LazyOperation | None = None
-        self.receiver: Callable[[], Callable[..., Any] | None]
-        if not weak:
-            self.receiver = lambda: receiver
-        elif isinstance(receiver, types.MethodType):
-            self.receiver = weakref.WeakMethod(receiver, self._receiver_died)
-        else:
-            self.receiver = weakref.ref(receiver, self._receiver_died)
+        self.receiver: Callable[[], Callable[..., Any] | None] = (
+            (lambda: receiver)
+            if not weak
+            else weakref.WeakMethod(receiver, self._receiver_died)
+            if isinstance(receiver, types.MethodType)
+            else weakref.ref(receiver, self._receiver_died)
+        )
 
     def __call__(self, model: type) -> None:
         receiver = self.receiver()
         if receiver is None:
             return
-        weak, dispatch_uid, priority, options = self.how
-        connect = self.signal.connect
-        if weak and _refs.is_transient_function(receiver):
-            # Already warned about at connect; the warning would now point at
-            # whoever prepared the model.
+        dispatch_uid, priority, options = self.how
+        connect = functools.partial(
+            self.signal.connect,
+            receiver,
+            model,
+            self.weak,
+            dispatch_uid,
+            priority=priority,
+        )
+        if self.weak and _refs.is_transient_function(receiver):
+            # Already warned about at connect; the warning would now point
+            # at whoever prepared the model.
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", WeakReceiverWarning)
-                connect(
-                    receiver, model, weak, dispatch_uid, priority=priority, **options
-                )
+                connect(**options)
         else:
-            connect(receiver, model, weak, dispatch_uid, priority=priority, **options)
+            connect(**options)
 
     def _receiver_died(self, ref: object) -> None:
         if self.operation is not None:

@@ -15,10 +15,16 @@ from typing import Any
 
 from .. import _refs
 
-__all__ = ["LazyOperation", "split_reference"]
+__all__ = ["LazyOperation", "Waiting", "run_all", "split_reference"]
+
+Key = tuple[str, str]
+"""A model as ``(app_label, lowercased model name)``."""
+
+Find = Callable[[str, str], "type | None"]
+"""How a registry looks a model up by its key; ``None`` when unknown."""
 
 
-def split_reference(reference: object) -> tuple[str, str]:
+def split_reference(reference: object) -> Key:
     """Split ``"app_label.ModelName"`` into the label and the lowercased name
     (the model name is case-insensitive, the label is not, as in Django).
 
@@ -57,7 +63,7 @@ class LazyOperation:
         description: Who waits, as the errors and
             :meth:`Registry.pending_references` name it.
 
-    .. versionadded:: 0.2
+    .. versionadded:: 0.1
     """
 
     __slots__ = (
@@ -94,7 +100,7 @@ class LazyOperation:
     def pending(self) -> bool:
         """Whether it still waits: it has neither run nor been cancelled.
 
-        .. versionadded:: 0.2
+        .. versionadded:: 0.1
         """
         return bool(self._claim)
 
@@ -102,7 +108,7 @@ class LazyOperation:
     def cancelled(self) -> bool:
         """Whether :meth:`cancel` stopped it before it ran.
 
-        .. versionadded:: 0.2
+        .. versionadded:: 0.1
         """
         return self._state == "cancelled"
 
@@ -117,7 +123,7 @@ class LazyOperation:
             ``True`` if this call stopped it; ``False`` if it had already run
             (or was already cancelled).
 
-        .. versionadded:: 0.2
+        .. versionadded:: 0.1
         """
         if not self._take():
             return False
@@ -125,7 +131,7 @@ class LazyOperation:
         self.function = None
         return True
 
-    def _reference_to(self, key: tuple[str, str]) -> str:
+    def _reference_to(self, key: Key) -> str:
         """The reference, as given, that names the model ``key``."""
         return self.references[self.model_keys.index(key)]
 
@@ -144,3 +150,73 @@ class LazyOperation:
         self._state = "done"
         self.function = None
         function(*models)
+
+
+class Waiting:
+    """The operations waiting in one registry, listed under each model they
+    still miss (an operation waiting for two models is listed twice).
+
+    It takes no lock: the registry calls it under its own. Cancelled
+    operations are dropped whenever the lists are read.
+    """
+
+    def __init__(self, by_model: dict[Key, list[LazyOperation]] | None = None) -> None:
+        self._by_model = by_model or {}
+
+    def copy(self) -> Waiting:
+        return Waiting({key: list(ops) for key, ops in self._by_model.items()})
+
+    def add(self, op: LazyOperation, find: Find) -> list[Key]:
+        """List ``op`` under each model that ``find`` does not know.
+
+        Returns:
+            The keys of those models, in the order of ``op.references``
+            (empty when every model is known: ``op`` is then not listed).
+        """
+        missing = [key for key in op.model_keys if find(*key) is None]
+        for key in dict.fromkeys(missing):
+            self._by_model.setdefault(key, []).append(op)
+        return missing
+
+    def arrived(self, key: Key, find: Find) -> list[tuple[LazyOperation, list[type]]]:
+        """Forget what waited for the model ``key``, which just arrived.
+
+        Returns:
+            The operations that no longer miss any model, with their models.
+        """
+        runnable = []
+        for op in self._by_model.pop(key, ()):
+            models = resolve(op, find)
+            if op.pending and models is not None:
+                runnable.append((op, models))
+        return runnable
+
+    def items(self) -> list[tuple[Key, LazyOperation]]:
+        """What waits, as (model key, operation), in the order it was added."""
+        self._by_model = {
+            key: live
+            for key, ops in self._by_model.items()
+            if (live := [op for op in ops if op.pending])
+        }
+        return [(key, op) for key, ops in self._by_model.items() for op in ops]
+
+
+def resolve(op: LazyOperation, find: Find) -> list[type] | None:
+    """The models ``op`` waits for, or ``None`` while one is unknown."""
+    models = [find(*key) for key in op.model_keys]
+    return None if None in models else models  # type: ignore[return-value]
+
+
+def run_all(runnable: Sequence[tuple[LazyOperation, list[type]]]) -> None:
+    """Run each operation, even when an earlier one raises; then raise what
+    they raised (several errors together, as an ``ExceptionGroup``)."""
+    errors: list[Exception] = []
+    for op, models in runnable:
+        try:
+            op._run(models)
+        except Exception as error:
+            errors.append(error)
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        raise ExceptionGroup(f"{len(errors)} lazy model operations raised", errors)

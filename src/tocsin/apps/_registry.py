@@ -15,7 +15,7 @@ from __future__ import annotations
 import sys
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +29,7 @@ from ._errors import (
     LazyReferenceError,
     qualified,
 )
-from ._lazy import LazyOperation, split_reference
+from ._lazy import LazyOperation, Waiting, resolve, run_all, split_reference
 
 __all__ = ["Registry"]
 
@@ -75,7 +75,7 @@ class Registry:
         self._lock = threading.RLock()
         self._state_lock = threading.Lock()
         self._loading = False
-        self._pending: dict[tuple[str, str], list[LazyOperation]] = {}
+        self._waiting = Waiting()
         # Every class prepared since this registry was created, by (module,
         # qualname): the newest class wins, as after a reload.
         self._prepared: weakref.WeakValueDictionary[tuple[str, str], type] = (
@@ -226,7 +226,7 @@ class Registry:
                     f"raised {type(error).__name__}: {error}"
                 ) from error
         with self._state_lock:
-            waiting = self._waiting()
+            waiting = self._waiting.items()
             # Under the same lock as the check: an operation added later
             # sees ready and fails at once instead of waiting forever.
             self._state.ready = not waiting
@@ -290,12 +290,12 @@ class Registry:
         """
         state = self._snapshot()
         with self._state_lock:
-            pending = {key: list(ops) for key, ops in self._pending.items()}
+            waiting = self._waiting.copy()
 
         def restore() -> None:
             self._restore(state)
             with self._state_lock:
-                self._pending = pending
+                self._waiting = waiting
 
         return restore
 
@@ -413,7 +413,7 @@ class Registry:
             LookupError: no such model is registered (yet).
             ValueError: a single argument that is not ``"label.Model"``.
 
-        .. versionadded:: 0.2
+        .. versionadded:: 0.1
         """
         app_label, model_name, key = _names(app_label, model_name)
         model = self._find_model(app_label, key)
@@ -459,8 +459,8 @@ class Registry:
                     "register it under another app label."
                 )
             models[key] = model
-            runnable = self._runnable(self._pending.pop((app_label, key), []))
-        _run_all(runnable)
+            runnable = self._waiting.arrived((app_label, key), self._find_model)
+        run_all(runnable)
 
     def _register_if_installed(self, cls: type) -> None:
         config = self.get_containing_app_config(cls.__module__)
@@ -522,20 +522,18 @@ class Registry:
             LazyReferenceError: the registry is ready and a model is
                 unknown.
 
-        .. versionadded:: 0.2
+        .. versionadded:: 0.1
         """
         op = LazyOperation(function, references, description)
         with self._state_lock:
-            models = [self._find_model(*key) for key in op.model_keys]
-            missing = [
-                k for k, m in zip(op.model_keys, models, strict=True) if m is None
-            ]
             populated = self._state.ready
-            if missing and not populated:
-                for key in dict.fromkeys(missing):
-                    self._pending.setdefault(key, []).append(op)
-        if not missing:
-            op._run(models)  # type: ignore[arg-type]  # no None left
+            if populated:
+                missing = [k for k in op.model_keys if self._find_model(*k) is None]
+            else:
+                missing = self._waiting.add(op, self._find_model)
+            models = resolve(op, self._find_model)
+        if models is not None:
+            op._run(models)
         elif populated:
             raise LazyReferenceError(
                 "\n".join(self._unresolved(op, key, populated=True) for key in missing)
@@ -546,11 +544,11 @@ class Registry:
         """The lazy operations still waiting, or those waiting for the model
         ``reference`` (``"app_label.ModelName"``).
 
-        .. versionadded:: 0.2
+        .. versionadded:: 0.1
         """
         key = None if reference is None else split_reference(reference)
         with self._state_lock:
-            waiting = self._waiting()
+            waiting = self._waiting.items()
         return list(dict.fromkeys(op for k, op in waiting if key in (None, k)))
 
     def pending_references(self) -> list[str]:
@@ -560,45 +558,8 @@ class Registry:
         .. versionadded:: 0.1
         """
         with self._state_lock:
-            waiting = self._waiting()
+            waiting = self._waiting.items()
         return [f"{op.description} -> {op._reference_to(key)!r}" for key, op in waiting]
-
-    def _waiting(self) -> list[tuple[tuple[str, str], LazyOperation]]:
-        """What waits, as (model key, operation), forgetting the cancelled
-        operations. The caller holds ``_state_lock``."""
-        self._pending = {
-            key: live
-            for key, ops in self._pending.items()
-            if (live := [op for op in ops if op.pending])
-        }
-        return [(key, op) for key, ops in self._pending.items() for op in ops]
-
-    def _runnable(
-        self, ops: Iterable[LazyOperation]
-    ) -> list[tuple[LazyOperation, list[type]]]:
-        """The operations in ``ops`` whose models are all registered, with
-        them. The caller holds ``_state_lock``."""
-        runnable = []
-        for op in ops:
-            if op.pending:
-                models = [self._find_model(*key) for key in op.model_keys]
-                if None not in models:
-                    runnable.append((op, models))
-        return runnable  # type: ignore[return-value]  # no None left
-
-
-def _run_all(runnable: Sequence[tuple[LazyOperation, list[type]]]) -> None:
-    """Run each operation, even when an earlier one raises; then raise."""
-    errors: list[Exception] = []
-    for op, models in runnable:
-        try:
-            op._run(models)
-        except Exception as error:
-            errors.append(error)
-    if len(errors) == 1:
-        raise errors[0]
-    if errors:
-        raise ExceptionGroup(f"{len(errors)} lazy model operations raised", errors)
 
 
 def _names(app_label: str, model_name: str | None) -> tuple[str, str, str]:
