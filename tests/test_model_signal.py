@@ -6,6 +6,7 @@ import gc
 import subprocess
 import sys
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -429,6 +430,20 @@ def test_weak_waiting_receiver_is_not_kept_alive() -> None:
     assert registry.pending_references() == []
     registry.register_model("ledger", model("Invoice"))
     assert not signal.receivers
+
+
+def test_a_registry_with_waiting_connections_can_be_garbage_collected() -> None:
+    registry = Registry()
+    signal = ModelSignal()
+
+    def on_save(sender: Any, **kwargs: Any) -> None:
+        pass
+
+    signal.connect(on_save, sender="ledger.Invoice", weak=False, apps=registry)
+    collected = weakref.ref(registry)
+    del registry
+    gc.collect()
+    assert collected() is None  # the signal does not keep it alive
 
 
 def test_weak_waiting_method_is_connected_weakly() -> None:

@@ -45,9 +45,7 @@ left as it was before the call (see its docstring for what it cannot undo).
 .. versionadded:: 0.1
 """
 
-from __future__ import annotations
-
-from ..signals import ModelSignal
+from .. import signals as _signals
 from ._config import AppConfig
 from ._errors import (
     AppReadyError,
@@ -79,7 +77,7 @@ apps = Registry()
 
 # The catalog is a lower layer and never imports this package: it is told
 # which registry resolves lazy senders by default.
-ModelSignal.default_apps = apps
+_signals.ModelSignal.default_apps = apps
 
 # Reprs and tracebacks name the public path (tocsin.apps.Registry).
 for _name in __all__:
