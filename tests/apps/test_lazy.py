@@ -124,6 +124,20 @@ def test_cancel_releases_the_function() -> None:
     assert alive() is None
 
 
+def test_the_registry_forgets_cancelled_operations() -> None:
+    registry = Registry()
+    kept = registry.lazy_model_operation(Calls(), "ledger.Invoice")
+    handles = [weakref.ref(kept)]
+    for _ in range(100):
+        handle = registry.lazy_model_operation(Calls(), "ledger.Invoice")
+        handle.cancel()
+        handles.append(weakref.ref(handle))
+    del handle
+    assert registry.pending_operations("ledger.Invoice") == [kept]
+    gc.collect()
+    assert [h for h in handles if h() is not None] == [handles[0]]
+
+
 def test_pending_operations_lists_those_waiting_for_one_model() -> None:
     registry = Registry()
     first = registry.lazy_model_operation(Calls(), "ledger.Invoice")

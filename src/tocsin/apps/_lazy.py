@@ -67,6 +67,7 @@ class LazyOperation:
     """
 
     __slots__ = (
+        "__weakref__",
         "_claim",
         "_state",
         "description",
@@ -190,6 +191,17 @@ class Waiting:
             if op.pending and models is not None:
                 runnable.append((op, models))
         return runnable
+
+    def waiting_for(self, key: Key) -> list[LazyOperation]:
+        """The operations still waiting for the model ``key``."""
+        ops = self._by_model.get(key, [])
+        live = [op for op in ops if op.pending]
+        if len(live) != len(ops):  # forget the cancelled ones, keeping the order
+            if live:
+                self._by_model[key] = live
+            else:
+                del self._by_model[key]
+        return live
 
     def items(self) -> list[tuple[Key, LazyOperation]]:
         """What waits, as (model key, operation), in the order it was added."""

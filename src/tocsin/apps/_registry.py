@@ -137,7 +137,8 @@ class Registry:
         2. Each app's ``models`` module is imported, in order, and the
            classes prepared so far in the apps' packages are registered.
         3. Each app's :meth:`AppConfig.ready` is called, in order.
-        4. Every lazy ``"app_label.ModelName"`` sender must now resolve.
+        4. Every lazy ``"app_label.ModelName"`` reference (a model
+           signal's sender, a :meth:`lazy_model_operation`) must now resolve.
 
         On any error the registry is left as it was before the call (no app
         configs, not ready) and a later call can succeed. What it cannot undo
@@ -548,8 +549,9 @@ class Registry:
         """
         key = None if reference is None else split_reference(reference)
         with self._state_lock:
-            waiting = self._waiting.items()
-        return list(dict.fromkeys(op for k, op in waiting if key in (None, k)))
+            if key is not None:
+                return self._waiting.waiting_for(key)
+            return list(dict.fromkeys(op for _, op in self._waiting.items()))
 
     def pending_references(self) -> list[str]:
         """The lazy ``"app_label.ModelName"`` references still waiting for
