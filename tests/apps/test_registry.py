@@ -335,6 +335,21 @@ def test_lookups_before_and_after_populate() -> None:
     assert registry.get_containing_app_config("shopping") is None
 
 
+def test_get_registered_model_answers_before_populate() -> None:
+    registry = Registry()
+    Invoice = type("Invoice", (), {"__module__": "ledger.tables"})
+    with pytest.raises(LookupError) as caught:
+        registry.get_registered_model("ledger.Invoice")
+    assert str(caught.value) == "App 'ledger' has no model 'Invoice'."
+    registry.register_model("ledger", Invoice)
+    assert registry.get_registered_model("ledger.INVOICE") is Invoice
+    assert registry.get_registered_model("ledger", "invoice") is Invoice
+    with pytest.raises(AppRegistryNotReady):
+        registry.get_model("ledger.Order")  # get_model insists on populate()
+    with pytest.raises(ValueError, match="Invalid model reference 'Invoice'"):
+        registry.get_registered_model("Invoice")
+
+
 def test_registries_are_independent() -> None:
     first = Registry(["blog"])
     second = Registry()
