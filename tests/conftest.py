@@ -6,16 +6,24 @@ tests that need it are skipped with the reason.
 
 from __future__ import annotations
 
+import gc
 import glob
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from support import free_port, server_unavailable
+from tocsin import signals
+from tocsin.apps import apps
+
+APP_FIXTURES = Path(__file__).parent / "apps_fixtures"
+APP_PACKAGES = {p.name for p in APP_FIXTURES.iterdir() if (p / "__init__.py").exists()}
 
 
 def _postgres_bin() -> str | None:
@@ -60,3 +68,39 @@ def postgres_url() -> Iterator[str]:
     finally:
         subprocess.run([*pg_ctl, "-m", "immediate", "-w", "stop"], capture_output=True)
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _forget_app_fixtures() -> None:
+    for name in list(sys.modules):
+        if name.partition(".")[0] in APP_PACKAGES:
+            del sys.modules[name]
+
+
+def _disconnect_app_fixture_receivers() -> None:
+    for signal in vars(signals).values():
+        if not isinstance(signal, signals.Signal):
+            continue
+        for info in signal.receivers_info():
+            if (info.module or "").partition(".")[0] in APP_PACKAGES:
+                signal.disconnect(
+                    info.receiver, sender=info.sender, dispatch_uid=info.dispatch_uid
+                )
+
+
+@pytest.fixture
+def app_fixtures(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The packages of ``tests/apps_fixtures`` importable, and imported afresh;
+    afterwards their receivers disconnected and the default registry restored.
+
+    Yields the directory of the packages.
+    """
+    monkeypatch.syspath_prepend(str(APP_FIXTURES))
+    _forget_app_fixtures()
+    restore_default = apps._isolate()
+    try:
+        yield APP_FIXTURES
+    finally:
+        _disconnect_app_fixture_receivers()
+        restore_default()
+        _forget_app_fixtures()
+        gc.collect()  # classes are in cycles: let the registries' records forget

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import gc
+import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
-from pathlib import Path
+import weakref
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -16,8 +17,7 @@ from tocsin.apps import LazyReferenceError, Registry, apps
 from tocsin.signals import ModelSignal, class_prepared, post_save, pre_delete, pre_save
 from tocsin.testing import connected_to
 
-FIXTURES = Path(__file__).parent / "apps_fixtures"
-PACKAGES = {p.name for p in FIXTURES.iterdir() if (p / "__init__.py").exists()}
+pytestmark = pytest.mark.usefixtures("app_fixtures")
 MODEL_SIGNALS = [
     "pre_init",
     "post_init",
@@ -27,26 +27,6 @@ MODEL_SIGNALS = [
     "post_delete",
     "m2m_changed",
 ]
-
-
-@pytest.fixture(autouse=True)
-def fixture_apps(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Fixture packages importable and fresh; the default registry restored."""
-    monkeypatch.syspath_prepend(str(FIXTURES))
-
-    def forget() -> None:
-        for name in list(sys.modules):
-            if name.partition(".")[0] in PACKAGES:
-                del sys.modules[name]
-
-    forget()
-    restore_default = apps._isolate()
-    try:
-        yield
-    finally:
-        restore_default()
-        forget()
-        gc.collect()
 
 
 def model(name: str, module: str = "ledger.models") -> type:
@@ -153,10 +133,10 @@ def test_lazy_sender_resolved_when_class_prepared_during_populate() -> None:
     assert senders(pre_save, on_pre_save) == []
 
 
-def test_lazy_sender_resolved_for_a_model_imported_before_populate() -> None:
+def test_lazy_sender_resolved_for_a_model_prepared_before_populate() -> None:
+    registry = Registry()
     from blog.models import Post
 
-    registry = Registry()
     signal = ModelSignal()
 
     def on_save(sender: Any, **kwargs: Any) -> None:
@@ -310,6 +290,52 @@ def test_connecting_the_same_lazy_receiver_twice_is_a_no_op() -> None:
     assert signal.send(sender=Invoice) == [(on_save, "once")]
 
 
+def test_a_waiting_connection_is_a_public_lazy_operation_of_the_registry() -> None:
+    registry = Registry()
+    signal = ModelSignal(name="post_save")
+
+    def on_save(sender: Any, **kwargs: Any) -> None:
+        pass
+
+    signal.connect(on_save, sender="ledger.Invoice", weak=False, apps=registry)
+    (operation,) = registry.pending_operations("ledger.invoice")
+    assert operation.references == ("ledger.Invoice",)
+    assert operation.description == (
+        "The post_save receiver test_model_signal."
+        "test_a_waiting_connection_is_a_public_lazy_operation_of_the_registry."
+        "<locals>.on_save"
+    )
+    assert operation.cancel() is True  # cancelling it cancels the connection
+    registry.register_model("ledger", model("Invoice"))
+    assert not signal.receivers
+
+
+def test_lazy_sender_without_tocsin_apps_asks_for_it() -> None:
+    code = """
+import sys
+from tocsin.signals import post_save
+
+def on_save(sender, **kwargs):
+    pass
+
+try:
+    post_save.connect(on_save, sender="shop.User")
+except RuntimeError as error:
+    print(error)
+print("tocsin.apps" in sys.modules, post_save.receivers)
+"""
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert run.stderr == ""
+    assert run.stdout.splitlines() == [
+        "The lazy sender 'shop.User' needs an app registry, and there is none "
+        "yet: import tocsin.apps (its default registry resolves lazy senders) "
+        "before connecting, or pass apps=registry.",
+        "False []",
+    ]
+
+
 # -- disconnecting ------------------------------------------------------------------------
 
 
@@ -408,6 +434,20 @@ def test_weak_waiting_receiver_is_not_kept_alive() -> None:
     assert registry.pending_references() == []
     registry.register_model("ledger", model("Invoice"))
     assert not signal.receivers
+
+
+def test_a_registry_with_waiting_connections_can_be_garbage_collected() -> None:
+    registry = Registry()
+    signal = ModelSignal()
+
+    def on_save(sender: Any, **kwargs: Any) -> None:
+        pass
+
+    signal.connect(on_save, sender="ledger.Invoice", weak=False, apps=registry)
+    collected = weakref.ref(registry)
+    del registry
+    gc.collect()
+    assert collected() is None  # the signal does not keep it alive
 
 
 def test_weak_waiting_method_is_connected_weakly() -> None:

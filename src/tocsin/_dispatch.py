@@ -76,6 +76,8 @@ _BUILTINS = {
     "_tocsin_len": len,
     "_tocsin_KeyError": KeyError,
     "_tocsin_Exception": Exception,
+    "_tocsin_map": map,
+    "_tocsin_call": operator.call,
 }
 
 _loops: dict[tuple[tuple[str, ...], bool], Loop] = {}

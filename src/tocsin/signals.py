@@ -10,23 +10,26 @@ sender and the keyword arguments that every receiver gets, besides
 The model signals (all but ``class_prepared``) are :class:`ModelSignal`
 objects: besides a model class, their ``connect()``, ``disconnect()`` and
 ``@receiver`` take a lazy ``"app_label.ModelName"`` string as ``sender``,
-resolved through the app registry (:mod:`tocsin.apps`) when that model is
-registered.
+resolved through an app registry (:mod:`tocsin.apps`) when that model is
+registered. This catalog is a lower layer than the registry and never
+imports it: :mod:`tocsin.apps` sets :attr:`ModelSignal.default_apps` when it
+is imported.
 """
 
 from __future__ import annotations
 
+import functools
 import types
 import warnings
 import weakref
 from collections.abc import Callable, Hashable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from . import _refs
 from ._signal import Signal, WeakReceiverWarning
 
 if TYPE_CHECKING:
-    from .apps import Registry
+    from .apps import LazyOperation, Registry
 
 __all__ = [
     "ModelSignal",
@@ -52,26 +55,39 @@ __all__ = [
 class ModelSignal(Signal):
     """A signal whose senders are model classes, which can be named lazily.
 
-    Wherever a sender is taken when connecting (:meth:`connect`,
+    Wherever a sender is taken when connecting (``connect()``,
     :meth:`disconnect`, ``@receiver``), a model signal also accepts the string
     ``"app_label.ModelName"`` (the model name is case-insensitive, as in
-    Django). If the registry already knows that model, the receiver is
-    connected to the class at once; otherwise the connection waits in the
-    registry and is made when the model is registered (when
-    ``class_prepared`` is sent for it, or by ``register_model()``).
+    Django), with an optional ``apps=`` registry (by default
+    :attr:`default_apps`). The connection is then a
+    :meth:`~tocsin.apps.Registry.lazy_model_operation` of that registry: made
+    at once if it knows the model, otherwise when the model is registered
+    (when ``class_prepared`` is sent for it, or by ``register_model()``).
+
+    The receiver and the options are checked at ``connect()``, not when the
+    model arrives; a weakly connected receiver is still held weakly while it
+    waits (if it is garbage collected first, the waiting connection is
+    cancelled); connecting it twice is a no-op, and :meth:`disconnect`
+    cancels a waiting connection.
 
     A reference that never resolves is an error, not a silent drop:
     :meth:`tocsin.apps.Registry.populate` raises
     :exc:`~tocsin.apps.LazyReferenceError` when, once every app's models are
     imported and every ``ready()`` has run, a waiting reference names an app
     that is not installed or a model that the app does not have; after
-    ``populate()``, connecting to an unknown model raises it at once.
+    ``populate()``, connecting to an unknown model raises it at once. A
+    malformed string raises ``ValueError``; a lazy sender without ``apps=``
+    before :mod:`tocsin.apps` was imported raises ``RuntimeError``.
 
     Sending is exactly :meth:`Signal.send`: send with the model class, never
     with the string.
 
     .. versionadded:: 0.1
     """
+
+    #: The registry that resolves lazy senders given without ``apps=``:
+    #: :mod:`tocsin.apps` sets it to :data:`tocsin.apps.apps` when imported.
+    default_apps: ClassVar[Registry | None] = None
 
     def connect(
         self,
@@ -84,108 +100,36 @@ class ModelSignal(Signal):
         apps: Registry | None = None,
         **options: Any,
     ) -> None:
-        """Connect ``receiver``; ``sender`` may be ``"app_label.ModelName"``.
-
-        Args:
-            receiver, sender, weak, dispatch_uid, priority, options: As for
-                :meth:`Signal.connect`, with lazy senders allowed.
-            apps: The registry that resolves a lazy sender; by default
-                :data:`tocsin.apps.apps`. Ignored for a class sender.
-
-        While it waits for its model, a weakly connected receiver is still
-        held weakly: if it is garbage collected first, nothing is connected.
-        The receiver and the options are checked at once, not when the model
-        arrives.
-
-        Raises:
-            ValueError: a string sender that is not ``"app_label.ModelName"``,
-                or a receiver without ``**kwargs``.
-            TypeError: as for :meth:`Signal.connect`.
-            tocsin.apps.LazyReferenceError: the registry is populated and has
-                no such model.
+        """:meth:`Signal.connect`; ``sender`` may be ``"app_label.ModelName"``
+        (resolved by ``apps``, by default :attr:`default_apps`).
 
         .. versionadded:: 0.1
         """
-        if isinstance(sender, str):
-            self._connect_lazy(
-                receiver, sender, weak, dispatch_uid, priority, options, apps
-            )
-        else:
+        if not isinstance(sender, str):
             super().connect(
                 receiver, sender, weak, dispatch_uid, priority=priority, **options
             )
-
-    def _connect_lazy(
-        self,
-        receiver: Callable[..., Any],
-        reference: str,
-        weak: bool,
-        dispatch_uid: Hashable | None,
-        priority: float,
-        options: dict[str, Any],
-        registry: Registry | None,
-    ) -> None:
-        from . import apps as apps_module
-
-        key = apps_module._split_reference(reference)
-        if registry is None:
-            registry = apps_module.apps
-        model = registry._find_model(*key)
-        if model is not None:
-            super().connect(
-                receiver, model, weak, dispatch_uid, priority=priority, **options
-            )
             return
-        # Check everything now, where the mistake is, by connecting to a
-        # throwaway signal: the real connection may happen much later.
+        registry = self._registry(apps, sender)
+        key = _refs.connection_keys(receiver, None, dispatch_uid)[0]
+        waiting = self._waiting(registry, sender, key)
+        # Check everything now, where the mistake is, on a throwaway signal:
+        # the real connection may happen much later.
         Signal(name=self.name).connect(
             receiver, None, weak, dispatch_uid, priority=priority, **options
         )
-        match_key = _refs.connection_keys(receiver, None, dispatch_uid)[0]
-        if registry._has_pending(key, self, match_key):
+        if waiting:
             return  # connecting twice is a no-op, as for a class sender
-        held = _hold(receiver, weak)
-
-        def complete(model: type) -> None:
-            live = held()
-            if live is not None:
-                self._connect_later(live, model, weak, dispatch_uid, priority, options)
-
-        module, _ = _refs.source_location(receiver)
-        pending = apps_module._Pending(
-            reference=reference,
-            key=key,
-            run=complete,
-            description=(
-                f"The {self.name or 'signal'} receiver "
-                f"{module + '.' if module else ''}{_refs.describe(receiver)}"
-            ),
-            owner=self,
-            match_key=match_key,
-            alive=lambda: held() is not None,
+        connection = _LazyConnection(
+            self, key, receiver, weak, (dispatch_uid, priority, options)
         )
-        model = registry._model_or_pending(pending)
-        if model is not None:  # registered meanwhile, by another thread
-            complete(model)
-
-    def _connect_later(
-        self,
-        receiver: Callable[..., Any],
-        model: type,
-        weak: bool,
-        dispatch_uid: Hashable | None,
-        priority: float,
-        options: dict[str, Any],
-    ) -> None:
-        args = (receiver, model, weak, dispatch_uid)
-        if weak and _refs.is_transient_function(receiver):
-            # Already warned about at connect; the warning would now point at
-            # whoever prepared the model.
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", WeakReceiverWarning)
-                Signal.connect(self, *args, priority=priority, **options)
-        else:
-            Signal.connect(self, *args, priority=priority, **options)
+        module, _ = _refs.source_location(receiver)
+        connection.operation = registry.lazy_model_operation(
+            connection,
+            sender,
+            description=f"The {self.name or 'signal'} receiver "
+            f"{module + '.' if module else ''}{_refs.describe(receiver)}",
+        )
 
     def disconnect(
         self,
@@ -194,41 +138,101 @@ class ModelSignal(Signal):
         dispatch_uid: Hashable | None = None,
         apps: Registry | None = None,
     ) -> bool:
-        """Disconnect a receiver; ``sender`` may be ``"app_label.ModelName"``.
-
-        A connection still waiting for its model is cancelled.
-
-        Args:
-            apps: The registry that resolves a lazy sender; by default
-                :data:`tocsin.apps.apps`.
+        """Disconnect a receiver; ``sender`` may be ``"app_label.ModelName"``
+        (resolved by ``apps``, by default :attr:`default_apps`).
 
         Returns:
             ``True`` if a connection (made or waiting) was removed.
 
         .. versionadded:: 0.1
         """
-        if not isinstance(sender, str):
+        if not isinstance(sender, str) or (receiver is None and dispatch_uid is None):
             return super().disconnect(receiver, sender, dispatch_uid)
-        from . import apps as apps_module
+        registry = self._registry(apps, sender)
+        key = _refs.connection_keys(receiver, None, dispatch_uid)[0]
+        cancelled = [op.cancel() for op in self._waiting(registry, sender, key)]
+        try:
+            model = registry.get_registered_model(sender)
+        except LookupError:
+            return any(cancelled)
+        return super().disconnect(receiver, model, dispatch_uid) or any(cancelled)
 
-        key = apps_module._split_reference(sender)
-        registry = apps if apps is not None else apps_module.apps
-        if receiver is None and dispatch_uid is None:
-            return super().disconnect(None, sender, None)  # raises the TypeError
-        match_key = _refs.connection_keys(receiver, None, dispatch_uid)[0]
-        dropped = registry._drop_pending(key, self, match_key)
-        model = registry._find_model(*key)
-        if model is not None:
-            return super().disconnect(receiver, model, dispatch_uid) or dropped
-        return dropped
+    def _registry(self, apps: Registry | None, sender: str) -> Registry:
+        registry = apps if apps is not None else self.default_apps
+        if registry is None:
+            raise RuntimeError(
+                f"The lazy sender {sender!r} needs an app registry, and there is "
+                "none yet: import tocsin.apps (its default registry resolves "
+                "lazy senders) before connecting, or pass apps=registry."
+            )
+        return registry
+
+    def _waiting(
+        self, registry: Registry, reference: str, key: Hashable
+    ) -> list[LazyOperation]:
+        """This signal's connections of ``key`` waiting for ``reference``."""
+        return [
+            op
+            for op in registry.pending_operations(reference)
+            if isinstance(op.function, _LazyConnection)
+            and op.function.key == (self, key)
+        ]
 
 
-def _hold(receiver: Callable[..., Any], weak: bool) -> Callable[[], Any]:
-    if not weak:
-        return lambda: receiver
-    if isinstance(receiver, types.MethodType):
-        return weakref.WeakMethod(receiver)
-    return weakref.ref(receiver)
+class _LazyConnection:
+    """The lazy operation that connects a receiver once its model arrives.
+
+    It holds a weakly connected receiver weakly, and cancels the operation
+    when the receiver dies first (``cancel()`` takes no lock, so it is safe in
+    a weak-reference callback).
+    """
+
+    def __init__(
+        self,
+        signal: ModelSignal,
+        key: Hashable,
+        receiver: Callable[..., Any],
+        weak: bool,
+        how: tuple[Hashable | None, float, dict[str, Any]],
+    ) -> None:
+        self.key = (signal, key)
+        self.signal = signal
+        self.weak = weak
+        self.how = how  # dispatch_uid, priority, options
+        self.operation: LazyOperation | None = None
+        self.receiver: Callable[[], Callable[..., Any] | None] = (
+            (lambda: receiver)
+            if not weak
+            else weakref.WeakMethod(receiver, self._receiver_died)
+            if isinstance(receiver, types.MethodType)
+            else weakref.ref(receiver, self._receiver_died)
+        )
+
+    def __call__(self, model: type) -> None:
+        receiver = self.receiver()
+        if receiver is None:
+            return
+        dispatch_uid, priority, options = self.how
+        connect = functools.partial(
+            self.signal.connect,
+            receiver,
+            model,
+            self.weak,
+            dispatch_uid,
+            priority=priority,
+        )
+        if self.weak and _refs.is_transient_function(receiver):
+            # Already warned about at connect; the warning would now point
+            # at whoever prepared the model.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", WeakReceiverWarning)
+                connect(**options)
+        else:
+            connect(**options)
+
+    def _receiver_died(self, ref: object) -> None:
+        if self.operation is not None:
+            self.operation.cancel()
 
 
 class_prepared = Signal(

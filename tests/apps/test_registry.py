@@ -1,23 +1,21 @@
-"""The app registry: populate(), AppConfig discovery, ready(), model lookup.
+"""The registry: populate(), model lookup, the record of prepared classes.
 
-The apps are real packages in ``tests/apps_fixtures``; each test imports them
-afresh (see the ``fixture_apps`` fixture).
+The apps are real packages in ``tests/apps_fixtures``, imported afresh for
+each test (the ``app_fixtures`` fixture).
 """
 
 from __future__ import annotations
 
 import gc
 import importlib
-import os
+import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tocsin import signals
 from tocsin.apps import (
     AppConfig,
     AppReadyError,
@@ -29,41 +27,7 @@ from tocsin.apps import (
 )
 from tocsin.signals import class_prepared, post_save
 
-FIXTURES = Path(__file__).parent / "apps_fixtures"
-PACKAGES = {p.name for p in FIXTURES.iterdir() if (p / "__init__.py").exists()}
-CATALOG = [
-    value for value in vars(signals).values() if isinstance(value, signals.Signal)
-]
-
-
-def forget_fixture_modules() -> None:
-    for name in list(sys.modules):
-        if name.partition(".")[0] in PACKAGES:
-            del sys.modules[name]
-
-
-def disconnect_fixture_receivers() -> None:
-    for signal in CATALOG:
-        for info in signal.receivers_info():
-            if (info.module or "").partition(".")[0] in PACKAGES:
-                signal.disconnect(
-                    info.receiver, sender=info.sender, dispatch_uid=info.dispatch_uid
-                )
-
-
-@pytest.fixture(autouse=True)
-def fixture_apps(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Fixture packages importable and fresh; the default registry restored."""
-    monkeypatch.syspath_prepend(str(FIXTURES))
-    forget_fixture_modules()
-    restore_default = apps._isolate()
-    try:
-        yield
-    finally:
-        disconnect_fixture_receivers()
-        restore_default()
-        forget_fixture_modules()
-        gc.collect()  # classes are in cycles: let the record of prepared ones forget
+pytestmark = pytest.mark.usefixtures("app_fixtures")
 
 
 def assert_untouched(registry: Registry) -> None:
@@ -73,86 +37,6 @@ def assert_untouched(registry: Registry) -> None:
     assert registry.get_models() == []
     with pytest.raises(AppRegistryNotReady):
         registry.get_app_configs()
-
-
-# -- the seed's layout, end to end -------------------------------------------------
-
-
-def test_seed_layout_ready_imports_signals_and_receivers_hear_post_save() -> None:
-    apps.populate(["shop"])
-
-    shop_apps = sys.modules["shop.apps"]
-    shop_signals = sys.modules["shop.signals"]
-    from shop.models import User
-
-    assert apps.ready
-    assert [type(c).__name__ for c in shop_apps.ready_calls] == ["ShopConfig"]
-    assert apps.get_model("shop.User") is User
-    user = User("ada")
-    post_save.send(sender=User, instance=user, created=True)
-    assert sorted(shop_signals.received, key=lambda r: r[0]) == [
-        ("class", user, True),
-        ("lazy", user, True),
-    ]
-
-
-def test_seed_layout_receivers_ignore_other_models() -> None:
-    apps.populate(["shop"])
-    from shop.models import Order
-
-    post_save.send(sender=Order, instance=Order(), created=True)
-    assert sys.modules["shop.signals"].received == []
-
-
-def test_app_config_attributes_for_the_seed_layout() -> None:
-    apps.populate(["shop"])
-    config = apps.get_app_config("shop")
-    assert type(config).__name__ == "ShopConfig"
-    assert config.name == "shop"
-    assert config.label == "shop"
-    assert config.verbose_name == "Shop"
-    assert config.path == str(FIXTURES / "shop")
-    assert config.module is sys.modules["shop"]
-    assert config.models_module is sys.modules["shop.models"]
-    assert config.apps is apps
-    assert [m.__name__ for m in config.get_models()] == ["User", "Order"]
-    assert config.get_model("user") is sys.modules["shop.models"].User
-    assert repr(config) == "<ShopConfig: shop>"
-
-
-# -- listing apps ------------------------------------------------------------------
-
-
-def test_module_entry_without_apps_module_gets_plain_app_config() -> None:
-    registry = Registry()
-    registry.populate(["blog"])
-    config = registry.get_app_config("blog")
-    assert type(config) is AppConfig
-    assert config.name == "blog"
-    assert config.path == str(FIXTURES / "blog")
-
-
-def test_module_entry_picks_the_default_app_config() -> None:
-    registry = Registry(["billing"])
-    assert type(registry.get_app_config("billing")).__name__ == "BillingConfig"
-    assert sys.modules["billing.apps"].ready_calls == ["BillingConfig"]
-
-
-def test_app_config_path_entry_uses_that_class_and_its_label() -> None:
-    registry = Registry(["billing.apps.PaymentsConfig"])
-    config = registry.get_app_config("payments")
-    assert type(config).__name__ == "PaymentsConfig"
-    assert config.name == "billing"
-    assert config.verbose_name == "Payments"
-    assert registry.is_installed("billing")
-    assert sys.modules["billing.apps"].ready_calls == ["PaymentsConfig"]
-
-
-def test_discovered_config_without_name_takes_the_module_path() -> None:
-    registry = Registry(["nameless"])
-    config = registry.get_app_config("nameless")
-    assert type(config).__name__ == "NamelessConfig"
-    assert config.name == "nameless"
 
 
 def test_apps_are_kept_in_order_and_ready_runs_in_order() -> None:
@@ -224,9 +108,6 @@ def test_populate_rejects_a_string() -> None:
 def test_populate_rejects_a_non_string_entry() -> None:
     with pytest.raises(TypeError, match="got 42"):
         Registry().populate(["shop", 42])  # type: ignore[list-item]
-
-
-# -- bad input: a clear error naming the app, nothing half-registered ---------------
 
 
 @pytest.mark.parametrize(
@@ -331,62 +212,49 @@ def test_models_registered_during_a_failed_populate_are_rolled_back() -> None:
     assert registry.get_model("shop.User") is sys.modules["shop.models"].User
 
 
-def test_import_error_inside_an_app_is_not_mistaken_for_a_missing_app(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    package = tmp_path / "needsdep"
-    package.mkdir()
-    (package / "__init__.py").write_text("import some_missing_dependency_xyz\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
+def test_classes_prepared_before_populate_are_found_by_it() -> None:
     registry = Registry()
-    try:
-        with pytest.raises(ImproperlyConfigured) as caught:
-            registry.populate(["needsdep"])
-    finally:
-        sys.modules.pop("needsdep", None)
-    assert str(caught.value) == (
-        "App 'needsdep': importing it raised ModuleNotFoundError: No module "
-        "named 'some_missing_dependency_xyz'"
-    )
-    assert isinstance(caught.value.__cause__, ModuleNotFoundError)
+    from blog.models import Helper, Post  # prepares Post: recorded, not registered
 
-
-def test_invalid_label_is_reported() -> None:
-    class Dashed(AppConfig):
-        name = "blog"
-        label = "my-blog"
-
-    with pytest.raises(ImproperlyConfigured) as caught:
-        Dashed("blog", importlib.import_module("blog"))
-    assert str(caught.value) == (
-        "App 'blog': the label 'my-blog' is not a valid Python identifier. Set a "
-        "label such as 'my_blog' on its AppConfig."
-    )
-
-
-def test_module_without_directory_needs_a_path(monkeypatch: pytest.MonkeyPatch) -> None:
-    module = type(sys)("virtual_app")
-    with pytest.raises(ImproperlyConfigured, match="has no directory on disk"):
-        AppConfig("virtual_app", module)
-
-    class WithPath(AppConfig):
-        path = os.sep + "srv"
-
-    assert WithPath("virtual_app", module).path == os.sep + "srv"
-
-
-# -- models ------------------------------------------------------------------------------
-
-
-def test_models_imported_before_populate_are_found() -> None:
-    from blog.models import Helper, Post
-
-    registry = Registry()
+    assert registry.get_models() == []
     registry.populate(["blog"])
     assert registry.get_models() == [Post]
     assert registry.get_app_config("blog").get_models() == [Post]
     with pytest.raises(LookupError, match="App 'blog' has no model 'Helper'"):
         registry.get_model("blog", Helper.__name__)
+
+
+def test_default_registry_finds_models_imported_before_populate() -> None:
+    from blog.models import Post
+
+    apps.populate(["blog"])
+    assert apps.get_model("blog.Post") is Post
+
+
+def test_each_registry_records_only_the_classes_prepared_since_it_was_created() -> None:
+    first = Registry()
+    Early = type("Early", (), {"__module__": "blog"})
+    class_prepared.send(sender=Early)
+    second = Registry()
+    Late = type("Late", (), {"__module__": "blog"})
+    class_prepared.send(sender=Late)
+    first.populate(["blog"])
+    second.populate(["blog"])
+    Post = sys.modules["blog.models"].Post  # prepared during populate
+    assert first.get_models() == [Post, Early, Late]
+    assert second.get_models() == [Late, Post]  # the order it heard them in
+
+
+def test_a_dead_class_leaves_the_record() -> None:
+    registry = Registry()
+    Kept = type("Kept", (), {"__module__": "blog"})
+    Temporary = type("Temporary", (), {"__module__": "blog"})
+    for cls in (Kept, Temporary):
+        class_prepared.send(sender=cls)
+    del cls, Temporary
+    gc.collect()
+    registry.populate(["blog"])
+    assert registry.get_models() == [sys.modules["blog.models"].Post, Kept]
 
 
 def test_class_prepared_after_populate_registers_in_the_containing_app() -> None:
@@ -467,6 +335,21 @@ def test_lookups_before_and_after_populate() -> None:
     assert registry.get_containing_app_config("shopping") is None
 
 
+def test_get_registered_model_answers_before_populate() -> None:
+    registry = Registry()
+    Invoice = type("Invoice", (), {"__module__": "ledger.tables"})
+    with pytest.raises(LookupError) as caught:
+        registry.get_registered_model("ledger.Invoice")
+    assert str(caught.value) == "App 'ledger' has no model 'Invoice'."
+    registry.register_model("ledger", Invoice)
+    assert registry.get_registered_model("ledger.INVOICE") is Invoice
+    assert registry.get_registered_model("ledger", "invoice") is Invoice
+    with pytest.raises(AppRegistryNotReady):
+        registry.get_model("ledger.Order")  # get_model insists on populate()
+    with pytest.raises(ValueError, match="Invalid model reference 'Invoice'"):
+        registry.get_registered_model("Invoice")
+
+
 def test_registries_are_independent() -> None:
     first = Registry(["blog"])
     second = Registry()
@@ -482,9 +365,6 @@ def test_registry_stops_listening_when_garbage_collected() -> None:
     del registry
     gc.collect()
     assert len(class_prepared.receivers) == before
-
-
-# -- lazy references that never resolve ------------------------------------------------
 
 
 def test_never_resolving_lazy_senders_fail_populate_naming_each() -> None:
@@ -507,24 +387,15 @@ def test_pending_references_are_listed(tmp_path: Path) -> None:
 
     post_save.connect(on_save, sender="shop.Customer", weak=False, apps=registry)
     assert registry.pending_references() == [
-        "The post_save receiver test_apps.test_pending_references_are_listed."
+        "The post_save receiver test_registry.test_pending_references_are_listed."
         "<locals>.on_save -> 'shop.Customer'"
     ]
 
 
-def test_models_imported_before_tocsin_apps_are_named_in_the_error(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # As if blog.models had been imported, and Post prepared, before tocsin.apps.
+def test_models_imported_before_the_registry_are_named_in_the_error() -> None:
     import blog.models
 
-    import tocsin.apps
-
-    tocsin.apps._prepared.pop(("blog.models", "Post"))
-    monkeypatch.setattr(
-        tocsin.apps, "_modules_before_import", frozenset({"blog", "blog.models"})
-    )
-    registry = Registry()
+    registry = Registry()  # too late to hear blog.models prepare Post
 
     def on_save(sender: Any, **kwargs: Any) -> None:
         pass
@@ -534,10 +405,29 @@ def test_models_imported_before_tocsin_apps_are_named_in_the_error(
         registry.populate(["blog"])
     assert str(caught.value).endswith(
         "but app 'blog' has no model 'Post'. Note: blog.models was imported before "
-        "tocsin.apps, so the classes prepared then are unknown: import "
-        "tocsin.apps first, or call register_model()."
+        "this registry was created (tocsin.apps creates the default one when it is "
+        "imported), so the classes prepared then are unknown to it: create the "
+        "registry first, or call register_model()."
     )
     # The documented way out.
     registry.register_model("blog", blog.models.Post)
     registry.populate(["blog"])
     assert registry.get_model("blog.Post") is blog.models.Post
+
+
+def test_importing_tocsin_apps_is_what_connects_the_default_registry() -> None:
+    code = """
+import tocsin.signals as signals
+print(len(signals.class_prepared.receivers), signals.ModelSignal.default_apps)
+import tocsin.apps
+(info,) = signals.class_prepared.receivers_info()
+print(info.receiver.__self__ is tocsin.apps.apps, signals.ModelSignal.default_apps)
+"""
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert run.stderr == ""
+    assert run.stdout.splitlines() == [
+        "0 None",
+        "True <tocsin.apps.Registry (not ready): no apps>",
+    ]
