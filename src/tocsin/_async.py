@@ -21,6 +21,7 @@ imports ``asyncio`` only when a send has async receivers to run.
 from __future__ import annotations
 
 import contextvars
+import functools
 import sys
 import types
 
@@ -37,17 +38,28 @@ _MISSING = object()
 _CoroutineType = types.CoroutineType
 
 
+def task_maker(
+    loop: asyncio.AbstractEventLoop,
+) -> Callable[..., asyncio.Task[Any]]:
+    """How to make tasks on ``loop``: ``make(coroutine, context=context)``.
+
+    Eager where Python has eager tasks, unless the loop has a task factory
+    of its own (which is then respected, as ``TaskGroup`` respects it).
+    """
+    if _EAGER_TASKS and loop.get_task_factory() is None:
+        import asyncio
+
+        return functools.partial(asyncio.Task, loop=loop, eager_start=True)  # type: ignore[call-arg]
+    return loop.create_task
+
+
 def start_task(
     coroutine: Coroutine[Any, Any, Any],
     context: contextvars.Context,
     loop: asyncio.AbstractEventLoop,
 ) -> asyncio.Task[Any]:
     """A task for ``coroutine`` in ``context``, started eagerly where Python can."""
-    if _EAGER_TASKS and loop.get_task_factory() is None:
-        import asyncio
-
-        return asyncio.Task(coroutine, loop=loop, context=context, eager_start=True)  # type: ignore[call-arg]
-    return loop.create_task(coroutine, context=context)
+    return task_maker(loop)(coroutine, context=context)
 
 
 async def _awaited(awaitable: Awaitable[Any]) -> Any:
@@ -147,10 +159,11 @@ async def run_all(
     group = _Group(robust)
     tasks = group.tasks
     try:
+        make = task_maker(loop)
         for awaitable in awaitables:
             if type(awaitable) is not _CoroutineType:
                 awaitable = _awaited(awaitable)
-            tasks.append(start_task(awaitable, context, loop))
+            tasks.append(make(awaitable, context=context))
         # Every receiver has started. Those that already finished are checked
         # in receiver order, as failures of one pass; the others are watched.
         for task in tasks:

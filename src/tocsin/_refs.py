@@ -106,20 +106,12 @@ def connection_keys(
     """
     if dispatch_uid is not None:
         key: Hashable = UidKey((dispatch_uid,))
+    elif type(receiver) is types.MethodType:
+        # A new object at each attribute access: keyed by instance and function.
+        key = (id(receiver.__self__), id(receiver.__func__))
     else:
-        key = receiver_key(receiver)  # type: ignore[arg-type]
+        key = id(receiver)
     return key, ANY_SENDER if sender is None else sender_key(sender)
-
-
-def receiver_key(receiver: Callable[..., Any]) -> Hashable:
-    """Identify a receiver, so that connecting it twice is a no-op.
-
-    A bound method is a new object at each attribute access, so it is keyed by
-    its function and instance instead.
-    """
-    if isinstance(receiver, types.MethodType):
-        return (id(receiver.__self__), id(receiver.__func__))
-    return id(receiver)
 
 
 def sender_key(sender: object) -> Hashable:
@@ -175,8 +167,10 @@ def _code_of(func: Any) -> types.CodeType | None:
     return code if isinstance(code, types.CodeType) else None
 
 
-def inspect_receiver(receiver: Callable[..., Any]) -> tuple[bool, bool]:
-    """``(accepts **kwargs, is async)`` for ``receiver``; decided once, at connect.
+def inspect_receiver(receiver: Callable[..., Any]) -> tuple[bool, bool, bool]:
+    """``(accepts **kwargs, is async, is transient)`` for ``receiver``.
+
+    Decided once, at connect. Transient: see :func:`is_transient_function`.
 
     A receiver is async when calling it returns an awaitable: besides
     ``async def`` functions, this honours functions and objects marked with
@@ -186,10 +180,16 @@ def inspect_receiver(receiver: Callable[..., Any]) -> tuple[bool, bool]:
     if type(receiver) is types.FunctionType and not receiver.__dict__:
         # A plain, unmarked function (nearly every receiver): its code says all.
         flags = receiver.__code__.co_flags
-        return bool(flags & _CO_VARKEYWORDS), bool(
-            flags & (_CO_COROUTINE | _CO_ITERABLE_COROUTINE)
+        return (
+            bool(flags & _CO_VARKEYWORDS),
+            bool(flags & (_CO_COROUTINE | _CO_ITERABLE_COROUTINE)),
+            receiver.__name__ == "<lambda>" or "<locals>" in receiver.__qualname__,
         )
-    return accepts_kwargs(receiver), is_async_receiver(receiver)
+    return (
+        accepts_kwargs(receiver),
+        is_async_receiver(receiver),
+        is_transient_function(receiver),
+    )
 
 
 def is_async_receiver(receiver: Callable[..., Any]) -> bool:

@@ -60,6 +60,7 @@ __all__ = ["ReceiverInfo", "Signal", "WeakReceiverWarning"]
 
 _ANY_KEY = _refs.ANY_SENDER
 _ALL = object()  # receivers_info() default: every connection, whatever its sender
+_NUMBERS = (int, float)
 _HELD_PLANS = 256  # senders held strongly by cached plans, at most, per signal
 _PACKAGE = os.path.dirname(__file__) + os.sep
 
@@ -193,21 +194,21 @@ class Signal:
         """
         if not callable(receiver):
             raise TypeError("Signal receivers must be callable.")
-        accepts_kwargs, is_async = _refs.inspect_receiver(receiver)
+        accepts_kwargs, is_async, transient = _refs.inspect_receiver(receiver)
         if not accepts_kwargs:
             raise ValueError(
                 "Signal receivers must accept keyword arguments (**kwargs)."
             )
-        if (
+        if type(priority) is not int and (
             isinstance(priority, bool)
-            or not isinstance(priority, int | float)
+            or not isinstance(priority, _NUMBERS)
             or priority != priority  # NaN would leave the order undefined
         ):
             raise TypeError(
                 f"priority must be a number (higher runs first), not {priority!r}."
             )
         stored_options = _options.validate(options, receiver) if options else None
-        if weak and _refs.is_transient_function(receiver):
+        if weak and transient:
             warnings.warn(
                 f"The receiver {_refs.describe(receiver)} is a lambda or a local "
                 "function connected with a weak reference: it will be dropped "
@@ -218,7 +219,8 @@ class Signal:
             )
         key, skey = _refs.connection_keys(receiver, sender, dispatch_uid)
         with self.lock:
-            self._purge()
+            if self._dead_records or self._dead_senders:
+                self._purge()
             connections = self._by_sender.get(skey)
             if connections is not None and key in connections:
                 return
@@ -234,7 +236,8 @@ class Signal:
                     self._sender_refs[skey] = self._hold_sender(sender, skey)
                 connections = self._by_sender[skey] = {}
             connections[key] = record
-            self._invalidate()
+            if self._plans:
+                self._invalidate()
 
     def disconnect(
         self,
@@ -257,9 +260,10 @@ class Signal:
             )
         key, skey = _refs.connection_keys(receiver, sender, dispatch_uid)
         with self.lock:
-            self._purge()
+            if self._dead_records or self._dead_senders:
+                self._purge()
             record = self._remove(skey, key)
-            if record is not None:
+            if record is not None and self._plans:
                 self._invalidate()
         return record is not None
 
