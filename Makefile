@@ -25,9 +25,10 @@ lint: $(STAMP)
 test: lint
 	@bash scripts/ensure-postgresql.sh
 	$(BIN)/pytest $(PYTEST_ARGS)
+	@PYTEST_ARGS="$(PYTEST_ARGS)" bash scripts/test-other-pythons.sh
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks $(ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-py3.* .pytest_cache .mypy_cache .ruff_cache

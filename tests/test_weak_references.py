@@ -379,3 +379,30 @@ def test_connect_disconnect_cycles_retain_no_memory() -> None:
     assert after - before < 2048, f"{after - before} bytes retained"
     assert objects_after - objects_before < 20
     assert [i.receiver for i in signal.receivers_info()] == [module_receiver]
+
+
+def test_sends_from_ever_new_value_senders_keep_memory_bounded() -> None:
+    # Unbounded, a cached plan per distinct sender would keep several MB here.
+    signal = Signal()
+    signal.connect(module_receiver, sender="request-7")
+    signal.connect(module_receiver, sender=7)
+    for index in range(1000):  # warm up: the plan cache reaches its bound
+        signal.send(f"request-{index}", x=1)
+        signal.has_listeners(index)
+    collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for index in range(20_000):
+            signal.send(f"request-{index}", x=1)
+            signal.has_listeners(index)
+        collect()
+        after = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+
+    assert after - before < 100_000, f"{after - before} bytes kept"
+    # The cache still answers for the senders that are connected.
+    assert signal.send("request-7", x=1) == [(module_receiver, "module")]
+    assert signal.send(7, x=1) == [(module_receiver, "module")]
+    assert signal.send("request-8", x=1) == []

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Run the test suite again on every other CPython 3.12+ this machine has (the
+# main run uses .venv). Each gets its own virtualenv, .venv-pyX.Y, rebuilt
+# when pyproject.toml changes. A version the machine does not have is named
+# and passed over: the suite runs on the Pythons there are.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+stamp_of() { cksum pyproject.toml | cut -d' ' -f1; }
+
+find_python() {
+    local version=$1 candidate
+    for candidate in "python$version" "$HOME"/.pyenv/versions/"$version".*/bin/python; do
+        # pyenv's shims exist for versions that are not selected: ask it to run.
+        if "$candidate" -c 'import sys' >/dev/null 2>&1; then
+            "$candidate" -c 'import sys; print(sys.executable)'
+            return 0
+        fi
+    done
+    return 1
+}
+
+status=0
+for version in ${TOCSIN_OTHER_PYTHONS:-3.12 3.13}; do
+    if ! python=$(find_python "$version"); then
+        echo "== Python $version: not on this machine, not tested"
+        continue
+    fi
+    venv=".venv-py$version"
+    stamp="$venv/.installed-$(stamp_of)"
+    if [ ! -e "$stamp" ]; then
+        echo "== Python $version: creating $venv"
+        rm -rf "$venv"
+        "$python" -m venv "$venv"
+        "$venv/bin/python" -m pip install --quiet --upgrade pip
+        "$venv/bin/python" -m pip install --quiet -e ".[dev]"
+        touch "$stamp"
+    fi
+    echo "== Python $version: $("$venv/bin/python" --version)"
+    # The Django yardstick already runs each Django on each Python it needs.
+    "$venv/bin/pytest" -q -p no:cacheprovider --ignore tests/test_django_yardstick.py \
+        ${PYTEST_ARGS:-} || status=1
+done
+exit $status
