@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import enum
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tocsin import Signal
 from tocsin.testing import Sent, capture, connected_to, muted
@@ -235,3 +238,147 @@ def test_connected_to_leaves_an_existing_connection_in_place() -> None:
     with connected_to(existing, signal):
         assert len(signal.send(None)) == 1
     assert signal.send(None) == [(existing, "existing")]
+
+
+# -- capture(sender=X) hears what a receiver connected with sender=X hears ------
+
+
+class Colour(enum.StrEnum):
+    RED = "red"
+
+
+class EqualToEverything:
+    """Equal to any object: a capture comparing with == would record it always."""
+
+    def __eq__(self, other: object) -> bool:
+        return True
+
+    __hash__ = object.__hash__
+
+
+class RefusesComparison:
+    """Raises on ==, as some ORM expressions and numpy arrays do."""
+
+    def __eq__(self, other: object) -> bool:
+        raise RuntimeError("do not compare me")
+
+    __hash__ = object.__hash__
+
+
+def sender_pool() -> list[object]:
+    return [
+        1,
+        True,
+        1.0,
+        0,
+        False,
+        "a",
+        "red",
+        Colour.RED,
+        b"a",
+        None,
+        EqualToEverything(),
+        EqualToEverything(),
+        RefusesComparison(),
+        Sender(),
+        Sender,
+    ]
+
+
+def test_capture_by_sender_ignores_an_equal_but_distinct_sender() -> None:
+    signal = Signal()
+    wanted, lookalike = EqualToEverything(), EqualToEverything()
+
+    with capture(signal, sender=wanted) as sent:
+        signal.send(lookalike)
+        signal.send(wanted, x=1)
+
+    assert [s.sender for s in sent] == [wanted]
+
+
+def test_capture_by_sender_one_does_not_record_true() -> None:
+    signal = Signal()
+    with capture(signal, sender=1) as sent:
+        signal.send(True)
+        signal.send(1.0)
+        signal.send(1, x=1)
+
+    assert [(s.sender, s.kwargs) for s in sent] == [(1, {"x": 1})]
+    assert type(sent[0].sender) is int
+
+
+def test_a_sender_whose_eq_raises_does_not_break_a_filtered_capture() -> None:
+    signal, [recorder] = connected_signal("r")
+    awkward = RefusesComparison()
+
+    with capture(signal, sender=Sender()) as sent:
+        assert signal.send(awkward) == [(recorder, "r")]
+
+    assert sent == []
+
+
+@settings(max_examples=200)
+@given(
+    data=st.data(),
+    pool=st.builds(sender_pool),
+)
+def test_capture_by_sender_records_exactly_what_a_filtered_receiver_hears(
+    data: st.DataObject, pool: list[object]
+) -> None:
+    signal = Signal()
+    wanted = data.draw(st.sampled_from(pool), label="wanted")
+    sends = data.draw(st.lists(st.sampled_from(pool), max_size=8), label="sends")
+    heard: list[object] = []
+
+    def listener(sender: object, **kwargs: object) -> None:
+        heard.append(sender)
+
+    signal.connect(listener, sender=wanted, weak=False)
+    with capture(signal, sender=wanted) as sent:
+        for sender in sends:
+            signal.send(sender)
+
+    assert [s.sender for s in sent] == heard
+    # The same objects, not merely equal ones.
+    assert all(s.sender is h for s, h in zip(sent, heard, strict=True))
+
+
+def test_a_filtered_capture_leaves_responses_and_receivers_info_alone() -> None:
+    signal, [recorder] = connected_signal("r")
+    wanted = Sender()
+
+    with capture(signal, sender=wanted) as sent:
+        assert signal.send(wanted) == [(recorder, "r")]
+        assert [info.receiver for info in signal.receivers_info()] == [recorder]
+
+    assert len(sent) == 1
+
+
+def test_a_filtered_capture_records_in_send_order_even_for_sends_from_receivers() -> (
+    None
+):
+    signal = Signal()
+    wanted = Sender()
+
+    def echo(sender: object, depth: int, **kwargs: object) -> None:
+        if depth < 2:
+            signal.send(sender, depth=depth + 1)
+
+    signal.connect(echo, weak=False)
+    with capture(signal, sender=wanted) as sent:
+        signal.send(wanted, depth=0)
+
+    assert [s.kwargs["depth"] for s in sent] == [0, 1, 2]
+
+
+def test_a_filtered_capture_inside_muted_still_records() -> None:
+    signal, [recorder] = connected_signal("r")
+    wanted = Sender()
+
+    with muted(signal), capture(signal, sender=wanted) as sent:
+        assert signal.send(wanted, x=1) == []
+        assert signal.send(Sender(), x=2) == []
+        assert signal.has_listeners(wanted) is True
+
+    assert [(s.sender, s.kwargs) for s in sent] == [(wanted, {"x": 1})]
+    assert recorder.calls == []

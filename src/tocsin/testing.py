@@ -53,7 +53,7 @@ class _Watch:
 
     def __init__(self, signal: Signal) -> None:
         self.signal = signal
-        self.captures: list[tuple[list[Sent], object]] = []
+        self.captures: list[_Capture] = []
         self.mutes = 0
 
     def install(self) -> None:
@@ -69,9 +69,9 @@ class _Watch:
             self.signal.__dict__.pop(name, None)
 
     def _record(self, mode: str, sender: Any, named: dict[str, Any]) -> None:
-        for sent, wanted in self.captures:
-            if wanted is _EVERY_SENDER or wanted is sender or wanted == sender:
-                sent.append(Sent(self.signal, sender, dict(named), mode))
+        for entry in self.captures:
+            if entry.hears(sender):
+                entry.sent.append(Sent(self.signal, sender, dict(named), mode))
 
     def _wrap(self, original: Callable[..., Any], mode: str, is_async: bool) -> Any:
         signal = self.signal
@@ -103,7 +103,35 @@ class _Watch:
         return Signal.has_listeners(self.signal, sender)
 
 
-_EVERY_SENDER = object()
+class _Capture:
+    """One :func:`capture` block: its list, and which senders it records.
+
+    A capture filtered on a sender records what a receiver connected with
+    that ``sender=`` would hear, so the decision is left to the core: a
+    private signal holds such a receiver, and a send from the same sender
+    on it tells whether that receiver is called. (Comparing senders here
+    would drift from the core's rules: ``True`` is not the sender ``1``, an
+    equal but distinct object is not the sender, and ``__eq__`` is never
+    called.)
+    """
+
+    __slots__ = ("probe", "sent")
+
+    def __init__(self, sender: object) -> None:
+        self.sent: list[Sent] = []
+        self.probe: Signal | None = None
+        if sender is not None:
+            self.probe = Signal(name="tocsin.testing.capture")
+            self.probe.connect(_heard, sender=sender, weak=False)
+
+    def hears(self, sender: object) -> bool:
+        return self.probe is None or bool(self.probe.send(sender))
+
+
+def _heard(**kwargs: Any) -> bool:
+    return True
+
+
 _watches: dict[int, _Watch] = {}
 _watches_lock = threading.Lock()
 
@@ -145,25 +173,29 @@ def _watching(
 
 
 @contextmanager
-def capture(*signals: Signal, sender: object = _EVERY_SENDER) -> Iterator[list[Sent]]:
+def capture(*signals: Signal, sender: object = None) -> Iterator[list[Sent]]:
     """Record every send of the given signals during the block.
 
     Receivers still run (combine with :func:`muted` to silence them). The
-    list grows as sends happen, in order, across all the given signals.
+    list grows as sends happen, in order, across all the given signals: a
+    send is recorded when it starts, before its receivers run, so a send
+    made by a receiver comes after the send that called it.
 
     Args:
-        sender: Record only sends from this sender.
+        sender: Record only the sends that a receiver connected with this
+            ``sender=`` would hear: the same object, or for strings and
+            integers the same value (``True`` is not ``1``). ``None``, the
+            default, records every sender, as it connects to every sender.
 
     .. versionadded:: 0.1
     """
-    sent: list[Sent] = []
-    entry = (sent, sender)
+    entry = _Capture(sender)
     with _watching(
         signals,
         join=lambda watch: watch.captures.append(entry),
         leave=lambda watch: watch.captures.remove(entry),
     ):
-        yield sent
+        yield entry.sent
 
 
 @contextmanager
