@@ -17,6 +17,9 @@ import pytest
 
 from support import free_port, server_unavailable
 
+# pytester runs the inner test files that exercise tocsin's pytest plugin.
+pytest_plugins = ["pytester"]
+
 
 def _postgres_bin() -> str | None:
     for candidate in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True):

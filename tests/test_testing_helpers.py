@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import gc
+import types
+import weakref
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tocsin import Signal
-from tocsin.testing import Sent, capture, connected_to, muted
+from tocsin import Signal, receiver
+from tocsin.signals import post_save, user_logged_in
+from tocsin.testing import (
+    Sent,
+    capture,
+    connected_to,
+    isolated_connections,
+    muted,
+)
 
 
 class Sender:
@@ -382,3 +392,105 @@ def test_a_filtered_capture_inside_muted_still_records() -> None:
 
     assert [(s.sender, s.kwargs) for s in sent] == [(wanted, {"x": 1})]
     assert recorder.calls == []
+
+
+# -- isolated_connections() ---------------------------------------------------------
+
+
+def receiver_names(signal: Signal) -> list[str]:
+    return [info.qualname for info in signal.receivers_info()]
+
+
+def test_isolated_connections_undoes_connections_made_in_the_block() -> None:
+    signal = Signal()
+
+    def kept(**kwargs: Any) -> None: ...
+    def made_inside(**kwargs: Any) -> None: ...
+    def decorated(**kwargs: Any) -> None: ...
+
+    signal.connect(kept, weak=False)
+    with isolated_connections(signal):
+        signal.connect(made_inside, weak=False, priority=5)
+        receiver(signal, weak=False)(decorated)
+        signal.connect(kept, sender="shop", weak=False)  # same receiver, new sender
+        assert len(signal.receivers_info()) == 4
+
+    assert [info.receiver for info in signal.receivers_info()] == [kept]
+    assert signal.receivers_info()[0].sender is None
+
+
+def test_isolated_connections_watches_the_catalog_without_being_told() -> None:
+    def audit(**kwargs: Any) -> None: ...
+
+    before = post_save.receivers_info()
+    with isolated_connections():
+        post_save.connect(audit, weak=False)
+        user_logged_in.connect(audit, weak=False)
+
+    assert post_save.receivers_info() == before
+    assert audit not in [info.receiver for info in user_logged_in.receivers_info()]
+
+
+def test_isolated_connections_restores_what_the_block_removed_or_changed() -> None:
+    signal = Signal()
+
+    def first(**kwargs: Any) -> None: ...
+    def second(**kwargs: Any) -> None: ...
+
+    signal.connect(first, weak=False, priority=10, dispatch_uid="first")
+    signal.connect(second, sender=7, weak=False, on_commit="robust")
+    before = signal.receivers_info()
+
+    def rewire_then_fail() -> None:
+        with isolated_connections(signal):
+            signal.disconnect(dispatch_uid="first")
+            signal.disconnect(second, sender=7)
+            signal.connect(second, sender=7, weak=False, priority=-1)
+            raise RuntimeError("inside the block")
+
+    with pytest.raises(RuntimeError, match="inside the block"):
+        rewire_then_fail()
+
+    assert signal.receivers_info() == before
+
+
+def test_isolated_connections_keeps_nothing_alive() -> None:
+    signal = Signal()
+
+    class Listener:
+        def on_event(self, **kwargs: Any) -> None: ...
+
+    listener = Listener()
+    sender = Sender()
+    signal.connect(listener.on_event, sender=sender)
+    dead_listener = weakref.ref(listener)
+    dead_sender = weakref.ref(sender)
+
+    with isolated_connections(signal):
+        del listener, sender
+        gc.collect()
+        assert dead_listener() is None
+        assert dead_sender() is None
+
+    assert signal.receivers_info() == []
+
+
+def test_isolated_connections_takes_modules_of_signals() -> None:
+    app_signals = types.ModuleType("app_signals")
+    app_signals.order_placed = Signal()  # type: ignore[attr-defined]
+    app_signals.not_a_signal = "x"  # type: ignore[attr-defined]
+
+    def on_order(**kwargs: Any) -> None: ...
+
+    with isolated_connections(app_signals):
+        app_signals.order_placed.connect(on_order, weak=False)  # type: ignore[attr-defined]
+
+    assert app_signals.order_placed.receivers_info() == []  # type: ignore[attr-defined]
+
+
+def test_isolated_connections_names_a_bad_argument() -> None:
+    with (
+        pytest.raises(TypeError, match=r"takes signals, or modules.*'post_save'"),
+        isolated_connections("post_save"),  # type: ignore[arg-type]
+    ):
+        pass

@@ -1,5 +1,8 @@
 """Helpers for tests: see what was sent, silence receivers, connect for a block.
 
+Also a pytest plugin (:mod:`tocsin.pytest_plugin`) with fixtures built on
+these helpers; this module itself never imports pytest.
+
 >>> from tocsin import Signal
 >>> from tocsin.testing import capture, muted
 >>> order_completed = Signal()
@@ -23,14 +26,24 @@ the block raises.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Hashable, Iterator
+import types
+import warnings
+import weakref
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, NamedTuple
 
-from ._signal import Signal
+from ._signal import ReceiverInfo, Signal, WeakReceiverWarning
 from .transaction import captured_on_commit
 
-__all__ = ["Sent", "capture", "captured_on_commit", "connected_to", "muted"]
+__all__ = [
+    "Sent",
+    "capture",
+    "captured_on_commit",
+    "connected_to",
+    "isolated_connections",
+    "muted",
+]
 
 _MODES = ("send", "send_robust", "asend", "asend_robust")
 
@@ -249,3 +262,152 @@ def connected_to(
         yield receiver
     finally:
         signal.disconnect(receiver, sender=sender, dispatch_uid=dispatch_uid)
+
+
+# -- isolated_connections() --------------------------------------------------------
+
+
+@contextmanager
+def isolated_connections(*signals: Signal | types.ModuleType) -> Iterator[None]:
+    """Undo, when the block ends, every change it made to signal connections.
+
+    Watches the signals of the catalog (:mod:`tocsin.signals`) and the given
+    ones; a module stands for every signal defined in it, such as your
+    project's ``signals`` module. When the block ends, even by an exception,
+    each connection made to them in the block is disconnected, and each
+    connection that the block removed (or replaced with another priority or
+    options) is made again. The block keeps nothing alive: a weakly
+    connected receiver, or a sender, that is garbage collected during the
+    block stays gone.
+
+    Two limits: a restored connection runs after the receivers of the same
+    priority that stayed connected (its place among them is not kept), and
+    a connection to a lazy ``"app_label.ModelName"`` sender that is still
+    waiting for its model lives in the app registry, which this does not
+    watch.
+
+    Args:
+        signals: More signals to watch, or modules whose signals to watch.
+
+    Raises:
+        TypeError: an argument is neither a signal nor a module.
+
+    .. versionadded:: 0.1
+    """
+    watched = _signals_to_isolate(signals)
+    snapshots = [(signal, _snapshot(signal)) for signal in watched]
+    try:
+        yield
+    finally:
+        for signal, snapshot in snapshots:
+            _restore(signal, snapshot)
+
+
+def _signals_to_isolate(extra: Iterable[Signal | types.ModuleType]) -> list[Signal]:
+    from . import signals as catalog
+
+    found: dict[int, Signal] = {}
+    for item in (catalog, *extra):
+        if isinstance(item, Signal):
+            found[id(item)] = item
+        elif isinstance(item, types.ModuleType):
+            for value in vars(item).values():
+                if isinstance(value, Signal):
+                    found[id(value)] = value
+        else:
+            raise TypeError(
+                "isolated_connections() takes signals, or modules that define "
+                f"them, not {item!r}."
+            )
+    return list(found.values())
+
+
+class _Connection:
+    """One connection as it was when the block began, held as the core holds it."""
+
+    __slots__ = ("dispatch_uid", "options", "priority", "receiver", "sender", "weak")
+
+    def __init__(self, info: ReceiverInfo) -> None:
+        self.receiver = _hold(info.receiver, weak=info.weak)
+        self.sender = _hold(info.sender, weak=True)
+        self.dispatch_uid = info.dispatch_uid
+        self.priority = info.priority
+        self.weak = info.weak
+        self.options = info.options
+
+    def matches(self, info: ReceiverInfo) -> bool:
+        """Whether ``info`` is still this very connection."""
+        return (
+            _same(self.receiver(), info.receiver)
+            and _same(self.sender(), info.sender)
+            and self.dispatch_uid == info.dispatch_uid
+            and self.priority == info.priority
+            and self.weak == info.weak
+            and self.options == info.options
+        )
+
+    def reconnect(self, signal: Signal) -> None:
+        receiver, sender = self.receiver(), self.sender()
+        if receiver is None or (sender is None and self.sender is not _NO_SENDER):
+            return  # collected during the block: the core would have dropped it
+        with warnings.catch_warnings():
+            # It was warned about when first connected.
+            warnings.simplefilter("ignore", WeakReceiverWarning)
+            signal.connect(
+                receiver,
+                sender=sender,
+                weak=self.weak,
+                dispatch_uid=self.dispatch_uid,
+                priority=self.priority,
+                **self.options,
+            )
+
+
+def _no_sender() -> None:
+    return None
+
+
+_NO_SENDER: Callable[[], Any] = _no_sender
+
+
+def _hold(value: Any, weak: bool) -> Callable[[], Any]:
+    if value is None:
+        return _NO_SENDER
+    if weak:
+        try:
+            if isinstance(value, types.MethodType):
+                return weakref.WeakMethod(value)
+            return weakref.ref(value)
+        except TypeError:
+            pass  # the core holds these strongly too
+    return lambda: value
+
+
+def _same(a: object, b: object) -> bool:
+    if isinstance(a, types.MethodType) and isinstance(b, types.MethodType):
+        return a.__self__ is b.__self__ and a.__func__ is b.__func__
+    return a is b or (isinstance(a, str | int) and type(a) is type(b) and a == b)
+
+
+def _key(signal: Signal, info: ReceiverInfo) -> Hashable:
+    # The core's own identity of a connection, so that "the same connection"
+    # means here what it means to connect() and disconnect().
+    return signal._keys(info.receiver, info.sender, info.dispatch_uid)
+
+
+def _snapshot(signal: Signal) -> dict[Hashable, _Connection]:
+    return {_key(signal, info): _Connection(info) for info in signal.receivers_info()}
+
+
+def _restore(signal: Signal, snapshot: dict[Hashable, _Connection]) -> None:
+    current = {_key(signal, info): info for info in signal.receivers_info()}
+    for key, info in current.items():
+        before = snapshot.get(key)
+        if before is None or not before.matches(info):
+            signal.disconnect(
+                info.receiver, sender=info.sender, dispatch_uid=info.dispatch_uid
+            )
+    for key, before in snapshot.items():
+        now = current.get(key)
+        if now is None or not before.matches(now):
+            before.reconnect(signal)
