@@ -311,6 +311,18 @@ def test_tasks_started_inside_the_capture_are_captured_too() -> None:
     assert len(callbacks) == 1
 
 
+def test_work_sent_to_a_thread_with_to_thread_is_captured() -> None:
+    calls: list[str] = []
+
+    async def main() -> list[Callback]:
+        with captured_on_commit() as callbacks:
+            await asyncio.to_thread(on_commit, lambda: calls.append("worker"))
+        return callbacks
+
+    assert len(asyncio.run(main())) == 1
+    assert calls == []
+
+
 def test_a_thread_outside_the_capture_runs_its_callbacks_at_once() -> None:
     # The capture belongs to the context that opened it, as Django's belongs
     # to one connection: another thread keeps its own on-commit behaviour.

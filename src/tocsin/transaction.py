@@ -273,8 +273,9 @@ def captured_on_commit(*, execute: bool = False) -> Iterator[list[Callback]]:
     tasks started inside it are captured too, while other threads (a server
     or worker thread committing for real meanwhile) keep running their
     callbacks on commit, as Django's capture belongs to one connection. A
-    thread started inside the block starts with a context of its own, so it
-    is not captured either. Nested blocks collect into the innermost one.
+    ``threading.Thread`` started inside the block starts with a context of
+    its own, so it is not captured either (``asyncio.to_thread`` copies the
+    context, so it is). Nested blocks collect into the innermost one.
 
     Args:
         execute: Run the collected callbacks, in order, when the block exits
