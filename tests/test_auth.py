@@ -472,7 +472,7 @@ def strings_in(value: Any) -> Iterator[str]:
             yield from strings_in(item)
 
 
-@settings(max_examples=150)
+@settings(max_examples=150, deadline=None)
 @given(credentials=mappings(credential_values))
 def test_no_secret_reaches_a_receiver_and_the_signal_is_always_sent(
     credentials: dict[str, Any],

@@ -327,7 +327,7 @@ def test_a_sender_whose_eq_raises_does_not_break_a_filtered_capture() -> None:
     assert sent == []
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(
     data=st.data(),
     pool=st.builds(sender_pool),
