@@ -422,12 +422,18 @@ def test_isolated_connections_undoes_connections_made_in_the_block() -> None:
 def test_isolated_connections_watches_the_catalog_without_being_told() -> None:
     def audit(**kwargs: Any) -> None: ...
 
+    def kept(**kwargs: Any) -> None: ...
+
+    post_save.connect(kept, sender=Sender, weak=False)
     before = post_save.receivers_info()
     with isolated_connections():
         post_save.connect(audit, weak=False)
+        post_save.connect(audit, sender=Sender, weak=False)
+        assert post_save.disconnect(kept, sender=Sender)
         user_logged_in.connect(audit, weak=False)
 
     assert post_save.receivers_info() == before
+    assert post_save.disconnect(kept, sender=Sender)
     assert audit not in [info.receiver for info in user_logged_in.receivers_info()]
 
 

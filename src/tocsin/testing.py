@@ -404,8 +404,13 @@ def _restore(signal: Signal, snapshot: dict[Hashable, _Connection]) -> None:
     for key, info in current.items():
         before = snapshot.get(key)
         if before is None or not before.matches(info):
-            signal.disconnect(
-                info.receiver, sender=info.sender, dispatch_uid=info.dispatch_uid
+            # Signal's own disconnect: info.sender is the real sender, never a
+            # model signal's lazy "app_label.ModelName".
+            Signal.disconnect(
+                signal,
+                info.receiver,
+                sender=info.sender,
+                dispatch_uid=info.dispatch_uid,
             )
     for key, before in snapshot.items():
         now = current.get(key)
