@@ -25,6 +25,9 @@ from tocsin.apps import apps
 APP_FIXTURES = Path(__file__).parent / "apps_fixtures"
 APP_PACKAGES = {p.name for p in APP_FIXTURES.iterdir() if (p / "__init__.py").exists()}
 
+# pytester runs the inner test files that exercise tocsin's pytest plugin.
+pytest_plugins = ["pytester"]
+
 
 def _postgres_bin() -> str | None:
     for candidate in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True):

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, NamedTuple
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tocsin import Signal, auth
 from tocsin.signals import user_logged_in, user_logged_out, user_login_failed
@@ -243,3 +247,240 @@ def test_the_async_variants_await_async_receivers() -> None:
 def test_alogin_without_a_user_is_a_type_error() -> None:
     with pytest.raises(TypeError, match=r"alogin\(\) needs the user"):
         asyncio.run(auth.alogin(None))
+
+
+# -- every container type is cleansed, and the signal is always sent ----------
+
+
+class Factor(NamedTuple):
+    kind: str
+    detail: Any
+
+
+class Pair(tuple[Any, ...]):
+    """A tuple subclass whose constructor does not take one iterable."""
+
+    def __new__(cls, first: Any, second: Any) -> Pair:
+        return super().__new__(cls, (first, second))
+
+
+class Tags(list[Any]):
+    pass
+
+
+class Slots(Sequence[Any]):
+    """A read-only Sequence that is neither a list nor a tuple."""
+
+    def __init__(self, *items: Any) -> None:
+        self._items = items
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._items[index]
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class Broken(Sequence[Any]):
+    """A Sequence that fails as soon as it is read."""
+
+    def __getitem__(self, index: Any) -> Any:
+        raise RuntimeError("the backing store is gone")
+
+    def __len__(self) -> int:
+        return 1
+
+
+class Fields(Mapping[str, Any]):
+    """A Mapping that is not a dict."""
+
+    def __init__(self, **items: Any) -> None:
+        self._items = items
+
+    def __getitem__(self, key: str) -> Any:
+        return self._items[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+def failed_login_credentials(credentials: dict[str, Any]) -> Any:
+    """Send ``login_failed`` to a real receiver; return what it got."""
+    heard: list[Any] = []
+
+    def on_failure(sender: Any, credentials: Any, **kwargs: Any) -> None:
+        heard.append(credentials)
+
+    with connected_to(on_failure, user_login_failed):
+        auth.login_failed(credentials)
+    assert len(heard) == 1, "the signal must be sent exactly once"
+    return heard[0]
+
+
+def test_a_namedtuple_credential_is_cleansed_and_keeps_its_type() -> None:
+    heard = failed_login_credentials(
+        {"factor": Factor("totp", {"otp_token": SECRET, "device": "phone"})}
+    )
+
+    assert heard == {"factor": Factor("totp", {"otp_token": MASK, "device": "phone"})}
+    assert type(heard["factor"]) is Factor
+
+
+@pytest.mark.parametrize(
+    ("value", "expected_type"),
+    [
+        (Pair("a", {"password": SECRET}), tuple),
+        (Tags(["a", {"password": SECRET}]), list),
+        (Slots("a", {"password": SECRET}), tuple),
+        (deque(["a", {"password": SECRET}], maxlen=5), deque),
+        ([("a", [{"password": SECRET}])], list),
+    ],
+    ids=["tuple subclass", "list subclass", "custom Sequence", "deque", "nested"],
+)
+def test_every_sequence_type_is_cleansed(value: Any, expected_type: type) -> None:
+    heard = failed_login_credentials({"username": "alice", "history": value})
+
+    assert SECRET not in repr(heard)
+    assert type(heard["history"]) is expected_type
+    assert heard["username"] == "alice"
+
+
+def test_a_deque_keeps_its_maxlen() -> None:
+    heard = failed_login_credentials({"recent": deque(["a", "b"], maxlen=3)})
+    assert heard["recent"] == deque(["a", "b"], maxlen=3)
+    assert heard["recent"].maxlen == 3
+
+
+def test_sets_and_custom_mappings_are_cleansed() -> None:
+    heard = failed_login_credentials(
+        {
+            "scopes": frozenset({"read", ("write", "all")}),
+            "roles": {"admin"},
+            "extra": Fields(client_secret=SECRET, client_id="app"),
+        }
+    )
+
+    assert heard == {
+        "scopes": frozenset({"read", ("write", "all")}),
+        "roles": {"admin"},
+        "extra": {"client_secret": MASK, "client_id": "app"},
+    }
+
+
+def test_a_container_that_holds_itself_is_cleansed_and_sent() -> None:
+    loop: list[Any] = ["a", {"password": SECRET}]
+    loop.append(loop)
+    mapping: dict[str, Any] = {"password": SECRET}
+    mapping["self"] = mapping
+
+    heard = failed_login_credentials({"loop": loop, "mapping": mapping})
+
+    assert heard == {
+        "loop": ["a", {"password": MASK}, MASK],
+        "mapping": {"password": MASK, "self": MASK},
+    }
+
+
+def test_a_value_that_cannot_be_read_is_masked_and_the_signal_still_sent() -> None:
+    heard = failed_login_credentials({"username": "alice", "session": Broken()})
+
+    assert heard == {"username": "alice", "session": MASK}
+
+
+# The secrets the property test hides: found in the output, they leaked.
+SECRET_MARK = "s3cr3t-"
+sensitive_keys = st.sampled_from(
+    [
+        "password",
+        "new_password1",
+        "api_key",
+        "Token",
+        "client_secret",
+        "PassPhrase",
+        "signature",
+        "X-Api-Key",
+        "otp_token",
+        "private_key",
+    ]
+)
+plain_keys = st.sampled_from(["username", "email", "next", "remember", "factors"])
+plain_leaves = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.sampled_from(["alice", "a@b.c", ""])
+)
+secrets = st.integers(min_value=0).map(lambda n: f"{SECRET_MARK}{n}")
+hashable = st.recursive(
+    plain_leaves,
+    lambda inner: st.one_of(
+        st.tuples(inner, inner),
+        st.frozensets(inner, max_size=3),
+        st.builds(Factor, st.sampled_from(["sms", "totp"]), inner),
+    ),
+    max_leaves=6,
+)
+
+
+def containers(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    items = st.lists(inner, max_size=3)
+    return st.one_of(
+        items,
+        items.map(tuple),
+        items.map(Tags),
+        items.map(lambda values: Slots(*values)),
+        items.map(deque),
+        st.builds(Pair, inner, inner),
+        st.builds(Factor, st.sampled_from(["sms", "totp"]), inner),
+        st.sets(hashable, max_size=3),
+        st.frozensets(hashable, max_size=3),
+        mappings(inner),
+        mappings(inner).map(lambda values: Fields(**values)),
+    )
+
+
+def mappings(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[dict[str, Any]]:
+    # A secret (or a structure full of them) only ever sits under a
+    # sensitive key: under an innocent key, nothing can recognise it.
+    secret_values = st.one_of(
+        secrets, st.lists(secrets), st.builds(Factor, secrets, secrets)
+    )
+    return st.dictionaries(
+        st.one_of(plain_keys, sensitive_keys), inner, max_size=4
+    ).flatmap(
+        lambda plain: st.dictionaries(sensitive_keys, secret_values, max_size=3).map(
+            lambda hidden: {**plain, **hidden}
+        )
+    )
+
+
+credential_values = st.recursive(
+    st.one_of(plain_leaves, hashable), containers, max_leaves=20
+)
+
+
+def strings_in(value: Any) -> Iterator[str]:
+    """Every string reachable in ``value``, through any container."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from strings_in(key)
+            yield from strings_in(item)
+    elif isinstance(value, Iterable):
+        for item in value:
+            yield from strings_in(item)
+
+
+@settings(max_examples=150, deadline=None)
+@given(credentials=mappings(credential_values))
+def test_no_secret_reaches_a_receiver_and_the_signal_is_always_sent(
+    credentials: dict[str, Any],
+) -> None:
+    heard = failed_login_credentials(credentials)
+
+    assert not [text for text in strings_in(heard) if SECRET_MARK in text]
+    assert heard.keys() == credentials.keys()
+    for key, value in heard.items():
+        if auth.SENSITIVE_CREDENTIALS.search(key):
+            assert value == MASK

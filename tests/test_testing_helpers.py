@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import enum
+import gc
+import types
+import weakref
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from tocsin import Signal
-from tocsin.testing import Sent, capture, connected_to, muted
+from tocsin import Signal, receiver
+from tocsin.signals import post_save, user_logged_in
+from tocsin.testing import (
+    Sent,
+    capture,
+    connected_to,
+    isolated_connections,
+    muted,
+)
 
 
 class Sender:
@@ -235,3 +248,255 @@ def test_connected_to_leaves_an_existing_connection_in_place() -> None:
     with connected_to(existing, signal):
         assert len(signal.send(None)) == 1
     assert signal.send(None) == [(existing, "existing")]
+
+
+# -- capture(sender=X) hears what a receiver connected with sender=X hears ------
+
+
+class Colour(enum.StrEnum):
+    RED = "red"
+
+
+class EqualToEverything:
+    """Equal to any object: a capture comparing with == would record it always."""
+
+    def __eq__(self, other: object) -> bool:
+        return True
+
+    __hash__ = object.__hash__
+
+
+class RefusesComparison:
+    """Raises on ==, as some ORM expressions and numpy arrays do."""
+
+    def __eq__(self, other: object) -> bool:
+        raise RuntimeError("do not compare me")
+
+    __hash__ = object.__hash__
+
+
+def sender_pool() -> list[object]:
+    return [
+        1,
+        True,
+        1.0,
+        0,
+        False,
+        "a",
+        "red",
+        Colour.RED,
+        b"a",
+        None,
+        EqualToEverything(),
+        EqualToEverything(),
+        RefusesComparison(),
+        Sender(),
+        Sender,
+    ]
+
+
+def test_capture_by_sender_ignores_an_equal_but_distinct_sender() -> None:
+    signal = Signal()
+    wanted, lookalike = EqualToEverything(), EqualToEverything()
+
+    with capture(signal, sender=wanted) as sent:
+        signal.send(lookalike)
+        signal.send(wanted, x=1)
+
+    assert [s.sender for s in sent] == [wanted]
+
+
+def test_capture_by_sender_one_does_not_record_true() -> None:
+    signal = Signal()
+    with capture(signal, sender=1) as sent:
+        signal.send(True)
+        signal.send(1.0)
+        signal.send(1, x=1)
+
+    assert [(s.sender, s.kwargs) for s in sent] == [(1, {"x": 1})]
+    assert type(sent[0].sender) is int
+
+
+def test_a_sender_whose_eq_raises_does_not_break_a_filtered_capture() -> None:
+    signal, [recorder] = connected_signal("r")
+    awkward = RefusesComparison()
+
+    with capture(signal, sender=Sender()) as sent:
+        assert signal.send(awkward) == [(recorder, "r")]
+
+    assert sent == []
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    data=st.data(),
+    pool=st.builds(sender_pool),
+)
+def test_capture_by_sender_records_exactly_what_a_filtered_receiver_hears(
+    data: st.DataObject, pool: list[object]
+) -> None:
+    signal = Signal()
+    wanted = data.draw(st.sampled_from(pool), label="wanted")
+    sends = data.draw(st.lists(st.sampled_from(pool), max_size=8), label="sends")
+    heard: list[object] = []
+
+    def listener(sender: object, **kwargs: object) -> None:
+        heard.append(sender)
+
+    signal.connect(listener, sender=wanted, weak=False)
+    with capture(signal, sender=wanted) as sent:
+        for sender in sends:
+            signal.send(sender)
+
+    assert [s.sender for s in sent] == heard
+    # The same objects, not merely equal ones.
+    assert all(s.sender is h for s, h in zip(sent, heard, strict=True))
+
+
+def test_a_filtered_capture_leaves_responses_and_receivers_info_alone() -> None:
+    signal, [recorder] = connected_signal("r")
+    wanted = Sender()
+
+    with capture(signal, sender=wanted) as sent:
+        assert signal.send(wanted) == [(recorder, "r")]
+        assert [info.receiver for info in signal.receivers_info()] == [recorder]
+
+    assert len(sent) == 1
+
+
+def test_a_filtered_capture_records_in_send_order_even_for_sends_from_receivers() -> (
+    None
+):
+    signal = Signal()
+    wanted = Sender()
+
+    def echo(sender: object, depth: int, **kwargs: object) -> None:
+        if depth < 2:
+            signal.send(sender, depth=depth + 1)
+
+    signal.connect(echo, weak=False)
+    with capture(signal, sender=wanted) as sent:
+        signal.send(wanted, depth=0)
+
+    assert [s.kwargs["depth"] for s in sent] == [0, 1, 2]
+
+
+def test_a_filtered_capture_inside_muted_still_records() -> None:
+    signal, [recorder] = connected_signal("r")
+    wanted = Sender()
+
+    with muted(signal), capture(signal, sender=wanted) as sent:
+        assert signal.send(wanted, x=1) == []
+        assert signal.send(Sender(), x=2) == []
+        assert signal.has_listeners(wanted) is True
+
+    assert [(s.sender, s.kwargs) for s in sent] == [(wanted, {"x": 1})]
+    assert recorder.calls == []
+
+
+# -- isolated_connections() ---------------------------------------------------------
+
+
+def receiver_names(signal: Signal) -> list[str]:
+    return [info.qualname for info in signal.receivers_info()]
+
+
+def test_isolated_connections_undoes_connections_made_in_the_block() -> None:
+    signal = Signal()
+
+    def kept(**kwargs: Any) -> None: ...
+    def made_inside(**kwargs: Any) -> None: ...
+    def decorated(**kwargs: Any) -> None: ...
+
+    signal.connect(kept, weak=False)
+    with isolated_connections(signal):
+        signal.connect(made_inside, weak=False, priority=5)
+        receiver(signal, weak=False)(decorated)
+        signal.connect(kept, sender="shop", weak=False)  # same receiver, new sender
+        assert len(signal.receivers_info()) == 4
+
+    assert [info.receiver for info in signal.receivers_info()] == [kept]
+    assert signal.receivers_info()[0].sender is None
+
+
+def test_isolated_connections_watches_the_catalog_without_being_told() -> None:
+    def audit(**kwargs: Any) -> None: ...
+
+    def kept(**kwargs: Any) -> None: ...
+
+    post_save.connect(kept, sender=Sender, weak=False)
+    before = post_save.receivers_info()
+    with isolated_connections():
+        post_save.connect(audit, weak=False)
+        post_save.connect(audit, sender=Sender, weak=False)
+        assert post_save.disconnect(kept, sender=Sender)
+        user_logged_in.connect(audit, weak=False)
+
+    assert post_save.receivers_info() == before
+    assert post_save.disconnect(kept, sender=Sender)
+    assert audit not in [info.receiver for info in user_logged_in.receivers_info()]
+
+
+def test_isolated_connections_restores_what_the_block_removed_or_changed() -> None:
+    signal = Signal()
+
+    def first(**kwargs: Any) -> None: ...
+    def second(**kwargs: Any) -> None: ...
+
+    signal.connect(first, weak=False, priority=10, dispatch_uid="first")
+    signal.connect(second, sender=7, weak=False, on_commit="robust")
+    before = signal.receivers_info()
+
+    def rewire_then_fail() -> None:
+        with isolated_connections(signal):
+            signal.disconnect(dispatch_uid="first")
+            signal.disconnect(second, sender=7)
+            signal.connect(second, sender=7, weak=False, priority=-1)
+            raise RuntimeError("inside the block")
+
+    with pytest.raises(RuntimeError, match="inside the block"):
+        rewire_then_fail()
+
+    assert signal.receivers_info() == before
+
+
+def test_isolated_connections_keeps_nothing_alive() -> None:
+    signal = Signal()
+
+    class Listener:
+        def on_event(self, **kwargs: Any) -> None: ...
+
+    listener = Listener()
+    sender = Sender()
+    signal.connect(listener.on_event, sender=sender)
+    dead_listener = weakref.ref(listener)
+    dead_sender = weakref.ref(sender)
+
+    with isolated_connections(signal):
+        del listener, sender
+        gc.collect()
+        assert dead_listener() is None
+        assert dead_sender() is None
+
+    assert signal.receivers_info() == []
+
+
+def test_isolated_connections_takes_modules_of_signals() -> None:
+    app_signals = types.ModuleType("app_signals")
+    app_signals.order_placed = Signal()  # type: ignore[attr-defined]
+    app_signals.not_a_signal = "x"  # type: ignore[attr-defined]
+
+    def on_order(**kwargs: Any) -> None: ...
+
+    with isolated_connections(app_signals):
+        app_signals.order_placed.connect(on_order, weak=False)  # type: ignore[attr-defined]
+
+    assert app_signals.order_placed.receivers_info() == []  # type: ignore[attr-defined]
+
+
+def test_isolated_connections_names_a_bad_argument() -> None:
+    with (
+        pytest.raises(TypeError, match=r"takes signals, or modules.*'post_save'"),
+        isolated_connections("post_save"),  # type: ignore[arg-type]
+    ):
+        pass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from typing import Any
 
 import pytest
@@ -281,6 +282,68 @@ def test_captured_on_commit_execute_does_not_run_after_an_exception() -> None:
     with pytest.raises(KeyError):
         register_then_fail()
     assert calls == []
+
+
+def test_nested_captures_collect_into_the_innermost_only() -> None:
+    with captured_on_commit() as outer:
+        on_commit(lambda: None)
+        with captured_on_commit() as inner:
+            on_commit(lambda: None)
+            on_commit(lambda: None)
+        on_commit(lambda: None)
+    assert (len(outer), len(inner)) == (2, 2)
+
+
+def test_tasks_started_inside_the_capture_are_captured_too() -> None:
+    calls: list[str] = []
+
+    async def handler() -> None:
+        await asyncio.sleep(0)
+        on_commit(lambda: calls.append("from the task"))
+
+    async def main() -> list[Callback]:
+        with captured_on_commit() as callbacks:
+            await asyncio.create_task(handler())
+        return callbacks
+
+    callbacks = asyncio.run(main())
+    assert calls == []
+    assert len(callbacks) == 1
+
+
+def test_work_sent_to_a_thread_with_to_thread_is_captured() -> None:
+    calls: list[str] = []
+
+    async def main() -> list[Callback]:
+        with captured_on_commit() as callbacks:
+            await asyncio.to_thread(on_commit, lambda: calls.append("worker"))
+        return callbacks
+
+    assert len(asyncio.run(main())) == 1
+    assert calls == []
+
+
+def test_a_thread_outside_the_capture_runs_its_callbacks_at_once() -> None:
+    # The capture belongs to the context that opened it, as Django's belongs
+    # to one connection: another thread keeps its own on-commit behaviour.
+    calls: list[str] = []
+    inside = threading.Event()
+    done = threading.Event()
+
+    def other_thread() -> None:
+        inside.wait(timeout=10)
+        on_commit(lambda: calls.append("other thread"))
+        done.set()
+
+    thread = threading.Thread(target=other_thread)
+    thread.start()
+    with captured_on_commit() as callbacks:
+        inside.set()
+        assert done.wait(timeout=10)
+        on_commit(lambda: calls.append("captured"))
+    thread.join()
+    assert calls == ["other thread"]
+    assert len(callbacks) == 1
 
 
 def test_callback_repr_names_the_function() -> None:

@@ -28,7 +28,8 @@ to the caller, so a failing ``user_logged_in`` receiver fails the login.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Mapping, MutableSequence, MutableSet, Sequence, Set
 from typing import TYPE_CHECKING, Any
 
 from .signals import user_logged_in, user_logged_out, user_login_failed
@@ -63,11 +64,19 @@ def cleanse_credentials(credentials: Mapping[str, Any]) -> dict[str, Any]:
     A value is sensitive when its key matches :data:`SENSITIVE_CREDENTIALS`
     (``password``, ``api_key``, ``otp_token``, ``client_secret``,
     ``passphrase``, ...): it becomes :data:`CLEANSED_SUBSTITUTE`, whatever it
-    was. Mappings nested in the values (also inside lists and tuples) are
-    cleansed the same way. The given mapping is not changed.
+    was. Mappings nested in the values, also inside sequences and sets of
+    any type, are cleansed the same way. The given mapping is not changed.
 
     >>> cleanse_credentials({"email": "a@example.com", "API_Key": "k-123"})
     {'email': 'a@example.com', 'API_Key': '********************'}
+
+    The copy is made of plain types where the original's type cannot be
+    rebuilt safely: mappings become dicts; lists, tuples, sets, frozensets,
+    deques and named tuples keep their type; other sequences become lists
+    (mutable ones) or tuples, other sets become sets or frozensets. Cleansing
+    fails closed, so that the signal is always sent: a nested value that
+    cannot be read (its iteration raises, or it contains itself) is masked as
+    a whole.
 
     A secret under an innocent key (``{"pin": ...}``) is not recognised:
     name sensitive fields so that the pattern matches them.
@@ -82,22 +91,59 @@ def cleanse_credentials(credentials: Mapping[str, Any]) -> dict[str, Any]:
             "credentials must be a mapping of the submitted fields, such as "
             f"{{'username': ..., 'password': ...}}, not {type(credentials).__name__}."
         )
+    return _cleanse_mapping(credentials, {id(credentials)})
+
+
+def _cleanse_mapping(mapping: Mapping[Any, Any], walking: set[int]) -> dict[Any, Any]:
     return {
         key: (
             CLEANSED_SUBSTITUTE
             if SENSITIVE_CREDENTIALS.search(str(key))
-            else _cleanse_value(value)
+            else _cleanse_value(value, walking)
         )
-        for key, value in credentials.items()
+        for key, value in mapping.items()
     }
 
 
-def _cleanse_value(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return cleanse_credentials(value)
-    if isinstance(value, list | tuple):
-        return type(value)(_cleanse_value(item) for item in value)
-    return value
+# Sequences of characters or bytes hold no credentials to walk into.
+_TEXT = (str, bytes, bytearray, memoryview)
+
+
+def _cleanse_value(value: Any, walking: set[int]) -> Any:
+    """Cleanse one nested value; ``walking`` holds the containers being walked."""
+    if isinstance(value, _TEXT) or not isinstance(value, Mapping | Sequence | Set):
+        return value
+    if id(value) in walking:
+        return CLEANSED_SUBSTITUTE  # a container inside itself
+    walking.add(id(value))
+    try:
+        if isinstance(value, Mapping):
+            return _cleanse_mapping(value, walking)
+        return _rebuild(value, [_cleanse_value(item, walking) for item in value])
+    except Exception:
+        # Fail closed: a value that cannot be walked may hide a secret, and
+        # raising here would lose the signal.
+        return CLEANSED_SUBSTITUTE
+    finally:
+        walking.discard(id(value))
+
+
+def _rebuild(original: Sequence[Any] | Set[Any], items: list[Any]) -> Any:
+    """A container of ``original``'s kind holding ``items``.
+
+    Only types whose constructor is known are rebuilt as themselves; calling
+    an unknown class's constructor could fail, or do anything.
+    """
+    kind: Any = type(original)
+    if kind in (list, tuple, set, frozenset):
+        return kind(items)
+    if isinstance(original, deque):
+        return deque(items, maxlen=original.maxlen)
+    if isinstance(original, tuple) and hasattr(kind, "_fields"):
+        return kind._make(items)  # a named tuple
+    if isinstance(original, Set):
+        return set(items) if isinstance(original, MutableSet) else frozenset(items)
+    return list(items) if isinstance(original, MutableSequence) else tuple(items)
 
 
 def _check_user(user: Any, function: str) -> None:

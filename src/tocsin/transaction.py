@@ -30,7 +30,6 @@ import contextvars
 import functools
 import inspect
 import logging
-import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol, runtime_checkable
@@ -98,8 +97,12 @@ _current: contextvars.ContextVar[UnitOfWork | None] = contextvars.ContextVar(
     "tocsin_unit_of_work", default=None
 )
 _adapters: list[tuple[type, Callable[[Any], UnitOfWork]]] = []
-_captures: list[list[Callback]] = []
-_captures_lock = threading.Lock()
+# The list of the innermost captured_on_commit() block of this context. A
+# context variable, not a global: the capture belongs to the code that opened
+# it (and the tasks it starts), never to another thread's real commit.
+_capture: contextvars.ContextVar[list[Callback] | None] = contextvars.ContextVar(
+    "tocsin_captured_on_commit", default=None
+)
 
 
 def register_unit_of_work_adapter(
@@ -211,11 +214,10 @@ def on_commit(
     if not callable(func):
         raise TypeError(f"on_commit() needs a callable, not {func!r}.")
     callback = Callback(func, robust)
-    if _captures:
-        with _captures_lock:
-            if _captures:
-                _captures[-1].append(callback)
-                return
+    captured = _capture.get()
+    if captured is not None:
+        captured.append(callback)
+        return
     unit = _current.get() if using is None else as_unit_of_work(using)
     if unit is None:
         run_callbacks([callback])
@@ -267,6 +269,14 @@ def captured_on_commit(*, execute: bool = False) -> Iterator[list[Callback]]:
     yielded list instead, whatever the transaction does, so that the test can
     inspect them and call them.
 
+    The capture belongs to the context that opens the block: the asyncio
+    tasks started inside it are captured too, while other threads (a server
+    or worker thread committing for real meanwhile) keep running their
+    callbacks on commit, as Django's capture belongs to one connection. A
+    ``threading.Thread`` started inside the block starts with a context of
+    its own, so it is not captured either (``asyncio.to_thread`` copies the
+    context, so it is). Nested blocks collect into the innermost one.
+
     Args:
         execute: Run the collected callbacks, in order, when the block exits
             without an exception, including those that they register in turn
@@ -275,8 +285,7 @@ def captured_on_commit(*, execute: bool = False) -> Iterator[list[Callback]]:
     .. versionadded:: 0.1
     """
     captured: list[Callback] = []
-    with _captures_lock:
-        _captures.append(captured)
+    token = _capture.set(captured)
     try:
         yield captured
         if execute:
@@ -285,8 +294,7 @@ def captured_on_commit(*, execute: bool = False) -> Iterator[list[Callback]]:
                 run_callbacks([captured[done]])
                 done += 1
     finally:
-        with _captures_lock:
-            _captures.remove(captured)
+        _capture.reset(token)
 
 
 # -- the connect option ---------------------------------------------------------
@@ -318,7 +326,7 @@ class _OnCommitOption(_options.ConnectOption):
         robust: bool,
     ) -> str:
         robust = robust or value == "robust"
-        if _captures or _current.get() is not None:
+        if _capture.get() is not None or _current.get() is not None:
             deferred = functools.partial(
                 receiver, signal=signal, sender=sender, **named
             )

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from tocsin.signals import post_save, pre_delete
 from tocsin.testing import connected_to
-from tocsin.transaction import on_commit
+from tocsin.transaction import Callback, captured_on_commit, on_commit, run_callbacks
 
 
 def _run(coroutine: Any) -> Any:
@@ -139,3 +139,32 @@ def test_on_commit_under_async_session_awaits_async_callbacks_after_commit(
     with connected_to(deliver, post_save, sender=models.User, on_commit=True):
         _run(main())
     assert calls == ["async a", "plain"]
+
+
+def test_captured_on_commit_reaches_into_async_session_flushes(
+    async_url: str, models: Any
+) -> None:
+    # The capture is a context variable: the greenlet in which SQLAlchemy
+    # flushes an AsyncSession (and sends the model signals) must see it.
+    calls: list[str] = []
+
+    async def deliver(sender: Any, instance: Any, **kwargs: Any) -> None:
+        calls.append(f"async {instance.name}")
+
+    async def main() -> list[Callback]:
+        engine = create_async_engine(async_url)
+        try:
+            async with AsyncSession(engine, expire_on_commit=False) as session:
+                with captured_on_commit() as callbacks:
+                    session.add(models.User(name="a"))
+                    await session.commit()
+                assert calls == []
+                return callbacks
+        finally:
+            await engine.dispose()
+
+    with connected_to(deliver, post_save, sender=models.User, on_commit=True):
+        callbacks = _run(main())
+        assert len(callbacks) == 1
+        run_callbacks(callbacks)
+    assert calls == ["async a"]

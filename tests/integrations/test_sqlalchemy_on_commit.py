@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 import pytest
@@ -354,3 +355,39 @@ def test_after_commit_listeners_see_nothing_run_at_release(
         timeline.append("released")
         session.commit()
     assert timeline == ["after_commit", "released", "after_commit", "callback"]
+
+
+def test_captured_on_commit_leaves_another_threads_real_commit_alone(
+    engine: Engine, models: Any
+) -> None:
+    # A test thread inside the block must not swallow the callbacks of a
+    # real commit that a server or worker thread makes meanwhile.
+    calls: list[str] = []
+    errors: list[BaseException] = []
+
+    def welcome(sender: Any, instance: Any, **kwargs: Any) -> None:
+        calls.append(f"welcome {instance.name}")
+
+    def worker() -> None:
+        try:
+            with Session(engine) as session:
+                session.add(models.User(name="from the worker"))
+                session.flush()
+                on_commit(lambda: calls.append("worker on_commit"), using=session)
+                session.commit()
+        except BaseException as error:  # reported to the main thread
+            errors.append(error)
+
+    with (
+        connected_to(welcome, post_save, sender=models.User, on_commit=True),
+        captured_on_commit() as callbacks,
+    ):
+        thread = threading.Thread(target=worker)
+        thread.start()
+        thread.join(timeout=30)
+        on_commit(lambda: calls.append("main thread"))
+    assert errors == []
+    assert calls == ["welcome from the worker", "worker on_commit"]
+    assert len(callbacks) == 1
+    callbacks[0]()
+    assert calls[-1] == "main thread"
