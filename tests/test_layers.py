@@ -5,7 +5,7 @@ Layers, lowest first:
 0. core: ``tocsin`` and its private modules ``tocsin._*`` (standard library only);
 1. catalog: ``tocsin.signals`` (declarations);
 2. emitters and glue: ``tocsin.apps``, ``tocsin.transaction``, ``tocsin.auth``,
-   ``tocsin.testing``, ``tocsin.integrations``.
+   ``tocsin.testing`` and its ``tocsin.pytest_plugin``, ``tocsin.integrations``.
 
 The imports are read from the source (``ast``), wherever they are, inside
 functions too, so that a lazy upward import is caught as well; only imports
@@ -34,6 +34,7 @@ GLUE_PACKAGES = (
     "tocsin.transaction",
     "tocsin.auth",
     "tocsin.testing",
+    "tocsin.pytest_plugin",
     "tocsin.integrations",
 )
 
