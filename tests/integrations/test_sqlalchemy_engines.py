@@ -37,7 +37,7 @@ def test_two_engines_in_one_session_name_their_own_database(
         }
     finally:
         archive.dispose()
-        tocsin_sa._engine_names.pop(engine, None)
+        tocsin_sa._state.engine_names.pop(engine, None)
 
 
 def test_an_engine_without_a_name_is_default(
@@ -61,15 +61,15 @@ def test_an_async_engine_or_a_connection_stands_for_its_engine(
             tocsin_sa.install(
                 models.Base, databases={async_engine: "async", connection: "sync"}
             )
-        assert tocsin_sa._engine_names[async_engine.sync_engine] == "async"
-        assert tocsin_sa._engine_names[sync_engine] == "sync"
+        assert tocsin_sa._state.engine_names[async_engine.sync_engine] == "async"
+        assert tocsin_sa._state.engine_names[sync_engine] == "sync"
         tocsin_sa.install(models.Base, databases={sync_engine: "sync"})  # same name
         with pytest.raises(ValueError, match="already named 'sync'"):
             tocsin_sa.install(models.Base, databases={sync_engine: "other"})
     finally:
         sync_engine.dispose()
-        tocsin_sa._engine_names.pop(sync_engine, None)
-        tocsin_sa._engine_names.pop(async_engine.sync_engine, None)
+        tocsin_sa._state.engine_names.pop(sync_engine, None)
+        tocsin_sa._state.engine_names.pop(async_engine.sync_engine, None)
 
 
 @pytest.mark.parametrize(
