@@ -1,8 +1,9 @@
-"""Every use of SQLAlchemy's private names, in one place.
+"""Every use of SQLAlchemy's private names and internals, in one place.
 
 The rest of the integration uses SQLAlchemy's public API only
 (tests/integrations/test_sqlalchemy_compat.py fails otherwise). What is here
-has no public equivalent; each function says why, and which SQLAlchemy
+has no public equivalent (or, for ``sqlalchemy.util``, no documented one);
+each function says why, and which SQLAlchemy
 releases it was checked on. The same test module exercises each of them on
 the installed release, so that a change in SQLAlchemy fails there by name
 instead of as a wrong signal somewhere else.
@@ -18,51 +19,15 @@ import types
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy.orm import InstanceState, Mapper, Session
+from sqlalchemy.orm import InstanceState, Session
 from sqlalchemy.orm import collections as _collections
 
 __all__ = [
-    "any_modified",
     "called_from_clear",
     "flush_inside_flush",
     "greenlet_awaiter",
-    "is_clean",
     "is_orphan",
-    "mapper_of",
-    "modified_keys",
-    "new_states",
-    "reverse_properties",
 ]
-
-
-def mapper_of(cls: type) -> Mapper[Any] | None:
-    """The mapper of ``cls`` itself (not one inherited from a mapped parent).
-
-    Checked on 2.0.30 and 2.1.9: the class manager lives in the class's own
-    ``__dict__`` under ``_sa_class_manager``.
-    """
-    manager = cls.__dict__.get("_sa_class_manager")
-    mapper: Mapper[Any] | None = manager.mapper if manager is not None else None
-    return mapper
-
-
-def new_states(session: Session) -> list[tuple[InstanceState[Any], Any]]:
-    """The pending objects of ``session`` with their states.
-
-    Checked on 2.0.30 and 2.1.9: ``Session._new`` maps each pending state to
-    its object; ``Session.new`` would build an identity set of the objects
-    first, which a flush of many new objects would feel.
-    """
-    return list(session._new.items())
-
-
-def modified_keys(state: InstanceState[Any]) -> list[str]:
-    """The attributes of ``state`` changed since it was loaded or flushed.
-
-    Checked on 2.0.30 and 2.1.9: ``InstanceState.committed_state`` holds the
-    previous value of each attribute set since the last flush.
-    """
-    return list(state.committed_state)
 
 
 def is_orphan(state: InstanceState[Any]) -> bool:
@@ -77,14 +42,6 @@ def is_orphan(state: InstanceState[Any]) -> bool:
     return bool(mapper._delete_orphans) and bool(mapper._is_orphan(state))
 
 
-def is_clean(session: Session) -> bool:
-    """Whether ``session`` has nothing to flush.
-
-    Checked on 2.0.30 and 2.1.9: ``Session._is_clean()``.
-    """
-    return bool(session._is_clean())
-
-
 def flush_inside_flush(session: Session) -> None:
     """Flush ``session`` from inside its ``after_flush_postexec`` event.
 
@@ -95,16 +52,6 @@ def flush_inside_flush(session: Session) -> None:
     ``Session.flush()`` without its re-entrance guard.
     """
     session._flush()
-
-
-def any_modified(session: Session) -> bool:
-    """Whether any persistent object of ``session`` has a changed attribute.
-
-    Checked on 2.0.30 and 2.1.9: ``identity_map._modified`` is what
-    ``Session.dirty`` itself reads; checking it first keeps a flush of new
-    objects from scanning anything else.
-    """
-    return bool(session.identity_map._modified)
 
 
 _COLLECTIONS_FILE = _collections.__file__
@@ -133,30 +80,24 @@ def called_from_clear() -> bool:
 def greenlet_awaiter() -> Callable[[], Callable[[Any], Any] | None]:
     """A function that returns SQLAlchemy's ``await_`` inside its greenlet, else None.
 
-    Inside an ``AsyncSession`` operation SQLAlchemy runs the ORM in a greenlet
-    that it marks with ``__sqlalchemy_greenlet_provider__``; its ``await_``
-    (``await_only`` before 2.1) awaits on the session's event loop from there.
-    Checked on 2.0.30 and 2.1.9. Without greenlet (the ``sqlalchemy[asyncio]``
-    extra), never inside.
+    Inside an ``AsyncSession`` operation SQLAlchemy runs the ORM in a greenlet;
+    from there its ``await_`` (``await_only`` before 2.1) awaits on the
+    session's event loop. ``sqlalchemy.util`` is not public API, and how the
+    greenlet is recognised changed in 2.1 (a marker attribute instead of a
+    class), so only its own ``in_greenlet()`` is asked. Checked on 2.0.30 and
+    2.1.9. Without greenlet (the ``sqlalchemy[asyncio]`` extra): never inside.
     """
     try:
-        import greenlet  # type: ignore[import-untyped]
-        from sqlalchemy import util
+        import greenlet  # type: ignore[import-untyped]  # noqa: F401
+        from sqlalchemy.util import concurrency
     except ImportError:  # pragma: no cover - exercised without greenlet only
         return lambda: None
-    await_: Callable[[Any], Any] = getattr(util, "await_", None) or util.await_only
-    getcurrent = greenlet.getcurrent
+    await_: Callable[[Any], Any] = (
+        getattr(concurrency, "await_", None) or concurrency.await_only
+    )
+    in_greenlet: Callable[[], bool] = concurrency.in_greenlet
 
     def awaiter() -> Callable[[Any], Any] | None:
-        inside = getattr(getcurrent(), "__sqlalchemy_greenlet_provider__", False)
-        return await_ if inside else None
+        return await_ if in_greenlet() else None
 
     return awaiter
-
-
-def reverse_properties(prop: Any) -> Any:
-    """The relationships on the other side of ``prop`` (its back-references).
-
-    Checked on 2.0.30 and 2.1.9: ``RelationshipProperty._reverse_property``.
-    """
-    return prop._reverse_property

@@ -61,12 +61,12 @@ def send_pre_delete(
         if flags is None:
             continue
         origin = origins[st]
-        record.deletes[st] = (st.obj(), origin, flags[3])
+        record.deletes[st] = (st.object, origin, flags[3])
         if flags[2]:
             sent = True
             pre_delete.send(
                 st.class_,
-                instance=st.obj(),
+                instance=st.object,
                 using=_state.using(session, st.mapper, record.using),
                 origin=origin,
                 session=session,
@@ -116,12 +116,12 @@ def _origins(
     for st in candidates:
         if st in reached:
             continue
-        root = st.obj()
+        root = st.object
         origins[st] = root
         for child in descendants[st]:
             origins.setdefault(child, root)
     for st in pending:  # a cycle: nobody is the root
-        origins.setdefault(st, st.obj())
+        origins.setdefault(st, st.object)
     return origins
 
 

@@ -15,14 +15,15 @@ import functools
 from typing import Any
 
 from sqlalchemy.orm import (
+    MANYTOONE,
     ColumnProperty,
     InstanceState,
+    Mapper,
     RelationshipProperty,
     Session,
     UOWTransaction,
 )
 from sqlalchemy.orm.attributes import instance_state
-from sqlalchemy.orm.interfaces import MANYTOONE
 
 from ... import transaction
 from ...signals import post_save, pre_save
@@ -45,8 +46,9 @@ def before_flush(
         return
     record = FlushRecord()
     flush_context.attributes[_RECORD] = record
-    token = transaction._current.set(SessionUnit(session))
-    try:
+    # Receivers, and the signals they send, find this session as the current
+    # unit of work: their on_commit() waits for its transaction.
+    with transaction.unit_of_work(SessionUnit(session)):
         for _ in range(MAX_ROUNDS):
             if not _pre_round(session, record):
                 return
@@ -56,8 +58,6 @@ def before_flush(
             "adds or changes an object every time it is called; make it do so "
             "only when needed."
         )
-    finally:
-        transaction._current.reset(token)
 
 
 def _pre_round(session: Session, record: FlushRecord) -> bool:
@@ -65,11 +65,7 @@ def _pre_round(session: Session, record: FlushRecord) -> bool:
     sent = False
     deleted_now = [instance_state(obj) for obj in session.deleted]
     deleted = set(deleted_now)
-    dirty = (
-        [instance_state(obj) for obj in session.dirty]
-        if _compat.any_modified(session)
-        else []
-    )
+    dirty = [instance_state(obj) for obj in session.dirty]
 
     # Deletions first, so that a row switch reads pre_delete(old), pre_save(new).
     candidates = [st for st in deleted_now if st not in record.deletes]
@@ -77,13 +73,17 @@ def _pre_round(session: Session, record: FlushRecord) -> bool:
     if candidates:
         sent |= _deletes.send_pre_delete(session, record, candidates)
 
+    # The class is looked up before the state: a flush of many new objects
+    # that nobody listens to pays one dictionary lookup per object.
     listening = record.listening
-    for st, obj in _compat.new_states(session):
+    for obj in session.new:
+        cls = type(obj)
+        if cls in listening and listening[cls] is None:
+            continue
+        st = instance_state(obj)
         if st in record.saves:
             continue
-        flags = (
-            listening[st.class_] if st.class_ in listening else record.listening_for(st)
-        )
+        flags = record.listening_for(st)
         if flags is None:
             continue
         record.saves[st] = (obj, True, None, flags[1])
@@ -106,12 +106,12 @@ def _pre_round(session: Session, record: FlushRecord) -> bool:
         changed = _changed_keys(st)
         if not changed:
             continue
-        record.saves[st] = (st.obj(), False, changed, flags[1])
+        record.saves[st] = (st.object, False, changed, flags[1])
         if flags[0]:
             sent = True
             pre_save.send(
                 st.class_,
-                instance=st.obj(),
+                instance=st.object,
                 raw=False,
                 using=_state.using(session, st.mapper, record.using),
                 update_fields=changed,
@@ -135,7 +135,10 @@ def _changed_keys(state: InstanceState[Any]) -> frozenset[str]:
     mapper = state.mapper
     changed: set[str] = set()
     attrs = state.attrs
-    for key in _compat.modified_keys(state):
+    unmodified = state.unmodified
+    for key in _attribute_keys(mapper):
+        if key in unmodified:
+            continue
         prop = mapper.attrs.get(key)
         if isinstance(prop, ColumnProperty):
             history = attrs[key].history
@@ -146,6 +149,11 @@ def _changed_keys(state: InstanceState[Any]) -> frozenset[str]:
             if history.added or history.deleted:
                 changed.update(_foreign_key_attrs(prop))
     return frozenset(changed)
+
+
+@functools.cache
+def _attribute_keys(mapper: Mapper[Any]) -> tuple[str, ...]:
+    return tuple(mapper.attrs.keys())
 
 
 @functools.cache
@@ -169,11 +177,8 @@ def after_flush_postexec(session: Session, flush_context: UOWTransaction) -> Non
         record.saves or record.deletes or record.m2m or record.late_m2m
     ):
         return
-    token = transaction._current.set(SessionUnit(session))
-    try:
+    with transaction.unit_of_work(SessionUnit(session)):
         sent = _post(session, record)
-    finally:
-        transaction._current.reset(token)
     if sent and not session.info.get(_REFLUSHING):
         _flush_until_clean(session)
 
@@ -215,10 +220,10 @@ def _flush_until_clean(session: Session) -> None:
     session.info[_REFLUSHING] = True
     try:
         for _ in range(MAX_ROUNDS):
-            if _compat.is_clean(session):
+            if _is_clean(session):
                 return
             _compat.flush_inside_flush(session)
-        if _compat.is_clean(session):
+        if _is_clean(session):
             return
         raise ReceiverLoopError(
             f"post_save, post_delete or m2m_changed receivers kept changing objects: "
@@ -229,3 +234,7 @@ def _flush_until_clean(session: Session) -> None:
         )
     finally:
         session.info.pop(_REFLUSHING, None)
+
+
+def _is_clean(session: Session) -> bool:
+    return not (session.new or session.dirty or session.deleted)

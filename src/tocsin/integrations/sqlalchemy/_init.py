@@ -95,7 +95,7 @@ def _on_load(state: InstanceState[Any], context: Any) -> None:
         args = tuple(values[key] for key in _column_keys(state.mapper) if key in values)
         pre_init.send(cls, args=args, kwargs={})
     if post_init.has_listeners(cls):
-        post_init.send(cls, instance=state.obj())
+        post_init.send(cls, instance=state.object)
 
 
 @functools.cache

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, inspect
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.orm import ORMExecuteState, Session
+from sqlalchemy.orm import Mapper, ORMExecuteState, Session
 
 from ...signals import class_prepared
-from . import _bulk, _compat, _flush, _init, _m2m, _on_commit, _state
+from . import _bulk, _flush, _init, _m2m, _on_commit, _state
 
 __all__ = ["install", "installed_bases"]
 
@@ -78,7 +78,7 @@ def install(*bases: type, databases: Mapping[Any, str] | None = None) -> None:
             event.listen(base, "mapper_configured", _m2m.on_configured, propagate=True)
             _init.listen_to_loads(base)
             for cls in _mapped_subclasses(base):
-                mapper = _compat.mapper_of(cls)
+                mapper = _mapper_of(cls)
                 _prepare(cls)
                 if mapper is not None and mapper.configured:
                     _m2m.on_configured(mapper, cls)
@@ -143,9 +143,17 @@ def _mapped_subclasses(base: type) -> Iterator[type]:
         if cls in seen:
             continue
         seen.add(cls)
-        if _compat.mapper_of(cls) is not None:
+        if _mapper_of(cls) is not None:
             yield cls
         stack[0:0] = cls.__subclasses__()
+
+
+def _mapper_of(cls: type) -> Mapper[Any] | None:
+    """The mapper of ``cls`` itself (None for a subclass that is not mapped)."""
+    mapper: Any = inspect(cls, raiseerr=False)
+    if isinstance(mapper, Mapper) and mapper.class_ is cls:
+        return mapper
+    return None
 
 
 def _on_mapper(mapper: Any, cls: type) -> None:

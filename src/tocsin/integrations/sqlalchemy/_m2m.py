@@ -55,18 +55,40 @@ def _on_m2m_event(
 ) -> Any:
     if value is None or initiator is None or initiator.parent_token is not prop:
         return value  # the echo of a change made on the other side
-    through, _reverse, _model = _m2m_meta(prop)
+    through = _m2m_meta(prop)[0]
     if not m2m_changed.has_listeners(through):
         return value
     target = instance_state(value)
     cleared = initiator.op is OP_REMOVE and _compat.called_from_clear()
     with _lock:
-        for other in _compat.reverse_properties(prop):
+        for other in _reverse(prop):
             if state in log.get(target, {}).get(other.key, {}):
                 return value  # the same link was first changed from the other side
         targets = log.setdefault(state, {}).setdefault(prop.key, {})
         targets[target] = targets.get(target, False) or cleared
     return value
+
+
+@functools.cache
+def _reverse(prop: RelationshipProperty[Any]) -> tuple[RelationshipProperty[Any], ...]:
+    """The relationships on the other side of ``prop`` (back_populates or backref)."""
+    found = []
+    for other in prop.mapper.relationships:
+        if other is prop or other.secondary is not prop.secondary:
+            continue
+        if _back_populates(prop) == other.key or _back_populates(other) == prop.key:
+            found.append(other)
+    return tuple(found)
+
+
+def _back_populates(prop: RelationshipProperty[Any]) -> str | None:
+    # A string, or (2.1) the attribute itself; a backref sets it on both sides.
+    value: Any = prop.back_populates
+    if value is None or isinstance(value, str):
+        return value
+    if callable(value) and not hasattr(value, "prop"):
+        value = value()
+    return str(value.prop.key)
 
 
 @functools.cache
@@ -92,8 +114,7 @@ def _m2m_meta(prop: RelationshipProperty[Any]) -> tuple[Any, bool, type]:
         )
 
     reverse = any(
-        first_position(other) < first_position(prop)
-        for other in _compat.reverse_properties(prop)
+        first_position(other) < first_position(prop) for other in _reverse(prop)
     )
     return through, reverse, prop.mapper.class_
 
@@ -111,7 +132,7 @@ class M2MChange:
         targets: list[InstanceState[Any]],
     ) -> None:
         self.owner = owner
-        self.instance = owner.obj()
+        self.instance = owner.object
         self.prop = prop
         self.action = action
         self.targets = targets
@@ -161,7 +182,7 @@ def changes(
     mine = []
     with _lock:
         for owner in list(log.keys()):
-            if owner.session_id == session.hash_key:
+            if owner.session is session:
                 mine.append((owner, log.pop(owner)))
     found = []
     for owner, recorded in mine:
