@@ -49,7 +49,17 @@ PUBLIC_MODULES = {
 }
 # The private attributes that the integration itself defines and reads.
 OWN_PRIVATE_ATTRIBUTES = {"_tocsin_wrapped"}
-PYTHON_DUNDERS = {"__init__", "__dict__", "__subclasses__", "__name__", "__file__"}
+PYTHON_DUNDERS = {
+    "__dict__",
+    "__file__",
+    "__init__",
+    "__name__",
+    "__qualname__",
+    "__subclasses__",
+    "__wrapped__",
+}
+
+BY_NAME = {"getattr", "hasattr", "setattr", "delattr"}
 
 
 def private_uses(source: str) -> list[str]:
@@ -79,21 +89,38 @@ def private_uses(source: str) -> list[str]:
                     found.append(f"{line}: from {module} import {alias.name}")
         elif isinstance(node, ast.Attribute):
             name = node.attr
+            on_self = isinstance(node.value, ast.Name) and node.value.id == "self"
             if (
                 name.startswith("_")
+                and not on_self  # the integration's own classes
                 and name not in OWN_PRIVATE_ATTRIBUTES
                 and name not in PYTHON_DUNDERS
             ):
                 found.append(f"{line}: .{name}")
         elif isinstance(node, ast.Constant) and isinstance(node.value, str):
-            text = node.value
-            if text.startswith(("_sa_", "__sqlalchemy")) or (
-                text.startswith("_")
-                and text.isidentifier()
-                and text not in OWN_PRIVATE_ATTRIBUTES
-                and text not in PYTHON_DUNDERS
-            ):
-                found.append(f"{line}: {text!r}")
+            if node.value.startswith(("_sa_", "__sqlalchemy")):
+                found.append(f"{line}: {node.value!r}")
+        elif isinstance(node, ast.Call):
+            # getattr(obj, "_name"), cls.__dict__.get("_name"): a private name
+            # read by string.
+            func = node.func
+            by_name = isinstance(func, ast.Name) and func.id in BY_NAME
+            from_dict = (
+                isinstance(func, ast.Attribute)
+                and func.attr == "get"
+                and isinstance(func.value, ast.Attribute)
+                and func.value.attr == "__dict__"
+            )
+            if by_name or from_dict:
+                for arg in node.args:
+                    if (
+                        isinstance(arg, ast.Constant)
+                        and isinstance(arg.value, str)
+                        and arg.value.startswith("_")
+                        and arg.value not in OWN_PRIVATE_ATTRIBUTES
+                        and arg.value not in PYTHON_DUNDERS
+                    ):
+                        found.append(f"{line}: {arg.value!r} by name")
     return found
 
 
@@ -125,6 +152,8 @@ def test_only_compat_uses_sqlalchemy_private_names() -> None:
         "mapper._is_orphan(state)",
         "for other in prop._reverse_property: pass",
         "manager = cls.__dict__.get('_sa_class_manager')",
+        "manager = cls.__dict__.get('_manager')",
+        "flag = getattr(state, '_orphaned_outside_of_session', False)",
         "inside = getattr(current, '__sqlalchemy_greenlet_provider__', False)",
         "import sys\nframe = sys._getframe(2)",
         "from sqlalchemy.orm import collections",
@@ -151,6 +180,7 @@ def test_the_check_accepts_public_api() -> None:
         "keys = [k for k in state.mapper.attrs.keys() if k not in state.unmodified]\n"
         "dirty = session.dirty\n"
         "__init__._tocsin_wrapped = True\n"
+        "self._active = False\n"
         "_compat.flush_inside_flush(session)\n"
     )
     assert private_uses(source) == []

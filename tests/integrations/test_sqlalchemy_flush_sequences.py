@@ -50,9 +50,6 @@ class Base(DeclarativeBase):
     pass
 
 
-tocsin_sa.install(Base)
-
-
 class Item(Base):
     __tablename__ = "flush_sequence_items"
     # Explicit keys let the machine reuse the key of a deleted object, which
@@ -708,8 +705,18 @@ def _sqlite_with_savepoints(url: str) -> Engine:
     return engine
 
 
+@pytest.fixture(scope="module")
+def installed() -> Iterator[None]:
+    """This module's model sends model signals while its tests run."""
+    installation = tocsin_sa.install(Base)
+    yield
+    installation.uninstall()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
-def harness(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Harness]:
+def harness(
+    request: pytest.FixtureRequest, tmp_path: Any, installed: None
+) -> Iterator[Harness]:
     """Engines on an empty table, and the receivers connected to the model signals."""
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'flush_sequences.db'}"

@@ -43,12 +43,13 @@ from tocsin.integrations import require
 
 require("sqlalchemy", extra="sqlalchemy", package="SQLAlchemy")
 
-from . import _async, _on_commit  # noqa: F401  (they register themselves)
+from . import _async  # noqa: F401  (registers the async bridge)
 from ._bulk import post_bulk, pre_bulk
-from ._install import install, installed_bases
+from ._install import Installation, install, installed_bases
 from ._state import ReceiverLoopError
 
 __all__ = [
+    "Installation",
     "ReceiverLoopError",
     "install",
     "installed_bases",

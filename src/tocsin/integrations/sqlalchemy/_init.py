@@ -41,6 +41,13 @@ def wrap_init(cls: type) -> None:
     cls.__init__ = __init__  # type: ignore[misc]
 
 
+def unwrap_init(cls: type) -> None:
+    """Give ``cls`` back the ``__init__`` that :func:`wrap_init` wrapped."""
+    wrapper = cls.__dict__.get("__init__")
+    if getattr(wrapper, "_tocsin_wrapped", False):
+        cls.__init__ = wrapper.__wrapped__  # type: ignore[misc, union-attr]
+
+
 # A listener for SQLAlchemy's per-row "load" event costs every query about 10%
 # even when it returns at once, so it is registered only once some pre_init or
 # post_init receiver exists for an installed model: install() checks, and so
@@ -58,6 +65,15 @@ def listen_to_loads(base: type) -> None:
     """Send the init signals for loads of ``base``'s models, if they are wanted yet."""
     if _load_events:
         event.listen(base, "load", _on_load, raw=True, propagate=True)
+
+
+def stop_listening_to_loads(base: type, last: bool) -> None:
+    """Undo :func:`listen_to_loads`; ``last``: no installed base is left."""
+    global _load_events
+    if event.contains(base, "load", _on_load):
+        event.remove(base, "load", _on_load)
+    if last:
+        _load_events = False
 
 
 def enable_load_events() -> None:

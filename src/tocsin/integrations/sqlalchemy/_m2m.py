@@ -31,6 +31,9 @@ log: weakref.WeakKeyDictionary[
 ] = weakref.WeakKeyDictionary()
 
 
+_LISTENER = "tocsin.m2m"
+
+
 def on_configured(mapper: Mapper[Any], cls: type) -> None:
     """Once a mapper is configured: listen to its many-to-many collections."""
     if not _state.installed(mapper):
@@ -38,13 +41,22 @@ def on_configured(mapper: Mapper[Any], cls: type) -> None:
     for prop in mapper.relationships:
         if prop.parent is not mapper or prop.secondary is None:
             continue
-        if prop.info.get("tocsin.m2m"):
+        if _LISTENER in prop.info:
             continue
-        prop.info["tocsin.m2m"] = True
-        listener = functools.partial(_on_m2m_event, prop)
+        listener = prop.info[_LISTENER] = functools.partial(_on_m2m_event, prop)
         attribute = getattr(prop.parent.class_, prop.key)
         event.listen(attribute, "append", listener, raw=True, propagate=True)
         event.listen(attribute, "remove", listener, raw=True, propagate=True)
+
+
+def stop(mapper: Mapper[Any]) -> None:
+    """Stop listening to ``mapper``'s many-to-many collections."""
+    for prop in mapper.relationships:
+        listener = prop.info.pop(_LISTENER, None)
+        if listener is not None:
+            attribute = getattr(prop.parent.class_, prop.key)
+            event.remove(attribute, "append", listener)
+            event.remove(attribute, "remove", listener)
 
 
 def _on_m2m_event(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from sqlalchemy.orm import Session, SessionTransaction, scoped_session
 
 from ... import transaction
@@ -77,22 +80,22 @@ def after_transaction_end(session: Session, ended: SessionTransaction) -> None:
             transaction.run_callbacks(callbacks)
 
 
-def _session_unit(session: Session) -> transaction.UnitOfWork:
-    return SessionUnit(session)
-
-
-transaction.register_unit_of_work_adapter(Session, _session_unit)
-transaction.register_unit_of_work_adapter(
-    scoped_session, lambda scoped: SessionUnit(scoped())
-)
-try:
-    from sqlalchemy.ext.asyncio import AsyncSession, async_scoped_session
-
-    transaction.register_unit_of_work_adapter(
-        AsyncSession, lambda session: SessionUnit(session.sync_session)
-    )
-    transaction.register_unit_of_work_adapter(
-        async_scoped_session, lambda scoped: SessionUnit(scoped().sync_session)
-    )
-except ImportError:  # pragma: no cover
-    pass
+def register_sessions() -> list[Callable[[], None]]:
+    """Let ``on_commit(using=...)`` take sessions; return the functions undoing it."""
+    adapters: list[tuple[type, Callable[[Any], transaction.UnitOfWork]]] = [
+        (Session, SessionUnit),
+        (scoped_session, lambda scoped: SessionUnit(scoped())),
+    ]
+    try:
+        from sqlalchemy.ext.asyncio import AsyncSession, async_scoped_session
+    except ImportError:  # pragma: no cover - without greenlet only
+        pass
+    else:
+        adapters.append((AsyncSession, lambda s: SessionUnit(s.sync_session)))
+        adapters.append(
+            (async_scoped_session, lambda scoped: SessionUnit(scoped().sync_session))
+        )
+    return [
+        transaction.register_unit_of_work_adapter(cls, adapter)
+        for cls, adapter in adapters
+    ]

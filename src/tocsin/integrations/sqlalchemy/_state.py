@@ -16,9 +16,12 @@ __all__ = ["MAX_ROUNDS", "ReceiverLoopError"]
 MAX_ROUNDS = 100
 
 lock = threading.RLock()
-bases: list[type] = []
+# The installed bases, in order, and how many install() calls claim each: a
+# base is uninstalled when the last handle that claims it is.
+bases: dict[type, int] = {}
 registries: set[Any] = set()
 engine_names: weakref.WeakKeyDictionary[Engine, str] = weakref.WeakKeyDictionary()
+engine_claims: weakref.WeakKeyDictionary[Engine, int] = weakref.WeakKeyDictionary()
 # The mapped classes whose class_prepared was sent and __init__ wrapped.
 prepared: weakref.WeakSet[type] = weakref.WeakSet()
 
