@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -356,3 +357,15 @@ def test_the_public_reverse_of_a_relationship_is_sqlalchemy_s_own() -> None:
         assert ours == set(prop._reverse_property)
         assert ours  # each of them has a reverse side
     assert _m2m._reverse(Parent.as_list.property) == ()
+
+
+def test_make_test_runs_the_oldest_sqlalchemy_that_pyproject_allows() -> None:
+    # `make test` runs these tests again in a virtualenv with SA_OLDEST; it must
+    # be the floor that users may install, or that floor goes untested.
+    root = PACKAGE.parents[3]
+    pyproject = (root / "pyproject.toml").read_text(encoding="utf-8")
+    makefile = (root / "Makefile").read_text(encoding="utf-8")
+    floors = set(re.findall(r'"sqlalchemy\[asyncio\]>=([\d.]+)"', pyproject))
+    oldest = re.findall(r"^SA_OLDEST := ([\d.]+)$", makefile, re.MULTILINE)
+    assert len(floors) == 1
+    assert oldest == list(floors)
