@@ -54,6 +54,7 @@ PYTHON_DUNDERS = {
     "__dict__",
     "__file__",
     "__init__",
+    "__module__",
     "__name__",
     "__qualname__",
     "__subclasses__",

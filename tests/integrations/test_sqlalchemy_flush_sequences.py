@@ -282,6 +282,8 @@ class Plan:
 
     deletes: list[Obj]
     saves: list[tuple[Obj, bool, frozenset[str] | None]]
+    # id(instance) -> the changes that its pre_save and post_save carry
+    changes: dict[int, dict[str, tuple[Any, Any]]]
 
 
 def _sorted(sent: list[Sent]) -> list[Sent]:
@@ -361,11 +363,23 @@ class FlushSequences(RuleBasedStateMachine):
         saves: list[tuple[Obj, bool, frozenset[str] | None]] = [
             (o, True, None) for o in self.with_status("pending")
         ]
+        # A new object's changes are empty; an UPDATE's pair each changed
+        # column's loaded value (unknown if it was expired when set) with the
+        # value written.
+        changes: dict[int, dict[str, tuple[Any, Any]]] = {
+            id(o.item): {} for o, _, _ in saves
+        }
         for o in self.with_status("persistent"):
-            changed = o.changed(self.rows[o.pk])
+            row = self.rows[o.pk]
+            changed = o.changed(row)
             if changed:
                 saves.append((o, False, changed))
-        return Plan(deletes, saves)
+                changes[id(o.item)] = {
+                    key: (tocsin_sa.UNKNOWN if key in o.forced else row[key], value)
+                    for key, value in o.values.items()
+                    if key in changed
+                }
+        return Plan(deletes, saves, changes)
 
     def check_flush(self, plan: Plan, sent: list[Sent]) -> None:
         """The signals of one flush: docs/model-signals.md, "Order and timing"."""
@@ -405,6 +419,9 @@ class FlushSequences(RuleBasedStateMachine):
             assert s.kwargs["using"] == "default"
             if s.signal.endswith("_save"):
                 assert s.kwargs["raw"] is False
+                assert dict(s.kwargs["changes"]) == plan.changes[id(s.instance)], (
+                    f"{s.signal} of {s.instance} carried {s.kwargs['changes']}"
+                )
             else:
                 assert s.kwargs["origin"] is s.instance
 

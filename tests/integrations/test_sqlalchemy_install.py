@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import types
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -196,3 +197,14 @@ def test_importing_the_test_models_installs_nothing() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["()", "False"]
+
+
+def test_the_public_names_are_the_curated_all() -> None:
+    public = {
+        name
+        for name, value in vars(tocsin_sa).items()
+        if not name.startswith("_") and not isinstance(value, types.ModuleType)
+    }
+    assert public - {"annotations"} == set(tocsin_sa.__all__)
+    assert tocsin_sa.Installation.__module__ == "tocsin.integrations.sqlalchemy"
+    assert tocsin_sa.ReceiverLoopError.__module__ == "tocsin.integrations.sqlalchemy"

@@ -17,6 +17,7 @@ How it works, for a reader of this package (one concept per module):
 - ``_install``: :func:`install`, the listeners on the ``Session`` class and
   on each base; ``_state``: what it set up (bases, engine names).
 - ``_init``: pre_init/post_init, from a wrapped ``__init__`` and from loads.
+- ``_changes``: the keys of ``update_fields`` and the ``changes`` pairs.
 - ``_flush``: the two phases of a flush. ``before_flush`` sends the pre_*
   signals in rounds until receivers stop changing the session;
   ``after_flush_postexec`` sends the post_* signals, then flushes again what
@@ -39,16 +40,18 @@ listens to.
 
 from __future__ import annotations
 
-from tocsin.integrations import require
+from tocsin.integrations import require as _require
 
-require("sqlalchemy", extra="sqlalchemy", package="SQLAlchemy")
+_require("sqlalchemy", extra="sqlalchemy", package="SQLAlchemy")
 
 from . import _async  # noqa: F401  (registers the async bridge)
 from ._bulk import post_bulk, pre_bulk
+from ._changes import UNKNOWN
 from ._install import Installation, install, installed_bases
 from ._state import ReceiverLoopError
 
 __all__ = [
+    "UNKNOWN",
     "Installation",
     "ReceiverLoopError",
     "install",
@@ -56,3 +59,8 @@ __all__ = [
     "post_bulk",
     "pre_bulk",
 ]
+
+# Reprs and documentation name the public place, not the private module.
+for _cls in (Installation, ReceiverLoopError):
+    _cls.__module__ = __name__
+del _cls

@@ -78,7 +78,7 @@ def send_post_delete(session: Session, record: FlushRecord) -> bool:
     """Send post_delete: model by model as pre_delete, primary key descending."""
     sent = False
     order = sorted_by_key(list(record.deletes), reverse=True)
-    order.sort(key=lambda st: -table_rank(st.mapper))
+    order = by_table(order, dependents_first=True)
     for st in order:
         instance, origin, wanted = record.deletes[st]
         if wanted:
@@ -128,7 +128,7 @@ def _origins(
 def _deletion_order(states: list[InstanceState[Any]]) -> list[InstanceState[Any]]:
     """Django's order: dependent tables first, then primary key ascending."""
     by_key = sorted_by_key(states)
-    return sorted(by_key, key=lambda st: -table_rank(st.mapper))
+    return by_table(by_key, dependents_first=True)
 
 
 def sorted_by_key(
@@ -141,6 +141,22 @@ def sorted_by_key(
         )
     except TypeError:  # primary keys of mixed types
         return list(reversed(states)) if reverse else list(states)
+
+
+def by_table(
+    states: list[InstanceState[Any]], dependents_first: bool
+) -> list[InstanceState[Any]]:
+    """``states`` sorted by their table's rank (stable: the order within a table is kept)."""
+    ranks: dict[Mapper[Any], int] = {}
+
+    def rank(state: InstanceState[Any]) -> int:
+        mapper = state.mapper
+        found = ranks.get(mapper)
+        if found is None:
+            found = ranks[mapper] = table_rank(mapper)
+        return -found if dependents_first else found
+
+    return sorted(states, key=rank)
 
 
 def table_rank(mapper: Mapper[Any]) -> int:

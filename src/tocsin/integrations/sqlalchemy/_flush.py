@@ -11,15 +11,9 @@
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 from sqlalchemy.orm import (
-    MANYTOONE,
-    ColumnProperty,
-    InstanceState,
-    Mapper,
-    RelationshipProperty,
     Session,
     UOWTransaction,
 )
@@ -27,7 +21,7 @@ from sqlalchemy.orm.attributes import instance_state
 
 from ... import transaction
 from ...signals import post_save, pre_save
-from . import _compat, _deletes, _m2m, _state
+from . import _changes, _compat, _deletes, _m2m, _state
 from ._on_commit import SessionUnit
 from ._record import FlushRecord
 from ._state import MAX_ROUNDS, ReceiverLoopError
@@ -86,7 +80,7 @@ def _pre_round(session: Session, record: FlushRecord) -> bool:
         flags = record.listening_for(st)
         if flags is None:
             continue
-        record.saves[st] = (obj, True, None, flags[1])
+        record.saves[st] = (obj, True, None, flags[1], None)
         if flags[0]:
             sent = True
             pre_save.send(
@@ -95,6 +89,7 @@ def _pre_round(session: Session, record: FlushRecord) -> bool:
                 raw=False,
                 using=_state.using(session, st.mapper, record.using),
                 update_fields=None,
+                changes=_changes.NONE,
                 session=session,
             )
     for st in dirty:
@@ -103,10 +98,12 @@ def _pre_round(session: Session, record: FlushRecord) -> bool:
         flags = record.listening_for(st)
         if flags is None:
             continue
-        changed = _changed_keys(st)
+        # The old values of changes are read only for a model with a
+        # pre_save or post_save receiver.
+        changed, old = _changes.changed(st, flags[0] or flags[1])
         if not changed:
             continue
-        record.saves[st] = (st.object, False, changed, flags[1])
+        record.saves[st] = (st.object, False, changed, flags[1], old)
         if flags[0]:
             sent = True
             pre_save.send(
@@ -115,6 +112,7 @@ def _pre_round(session: Session, record: FlushRecord) -> bool:
                 raw=False,
                 using=_state.using(session, st.mapper, record.using),
                 update_fields=changed,
+                changes=_changes.pre_changes(st, old or {}),
                 session=session,
             )
     if _m2m.log:
@@ -128,43 +126,6 @@ def _pre_round(session: Session, record: FlushRecord) -> bool:
             else:
                 record.late_m2m.append(change)
     return sent
-
-
-def _changed_keys(state: InstanceState[Any]) -> frozenset[str]:
-    """The column attributes whose UPDATE this flush will write."""
-    mapper = state.mapper
-    changed: set[str] = set()
-    attrs = state.attrs
-    unmodified = state.unmodified
-    for key in _attribute_keys(mapper):
-        if key in unmodified:
-            continue
-        prop = mapper.attrs.get(key)
-        if isinstance(prop, ColumnProperty):
-            history = attrs[key].history
-            if history.added or history.deleted:
-                changed.add(key)
-        elif isinstance(prop, RelationshipProperty) and prop.direction is MANYTOONE:
-            history = attrs[key].history
-            if history.added or history.deleted:
-                changed.update(_foreign_key_attrs(prop))
-    return frozenset(changed)
-
-
-@functools.cache
-def _attribute_keys(mapper: Mapper[Any]) -> tuple[str, ...]:
-    return tuple(mapper.attrs.keys())
-
-
-@functools.cache
-def _foreign_key_attrs(prop: RelationshipProperty[Any]) -> tuple[str, ...]:
-    keys = []
-    for column in prop.local_columns:
-        try:
-            keys.append(prop.parent.get_property_by_column(column).key)
-        except Exception:  # a column not mapped to an attribute
-            keys.append(str(column.key))
-    return tuple(keys)
 
 
 # -- the post phase -----------------------------------------------------------------
@@ -186,9 +147,9 @@ def after_flush_postexec(session: Session, flush_context: UOWTransaction) -> Non
 def _post(session: Session, record: FlushRecord) -> bool:
     sent = _deletes.send_post_delete(session, record)
     # post_save: parents' tables before children's, then in pre_save order.
-    saves = sorted(record.saves, key=lambda st: _deletes.table_rank(st.mapper))
+    saves = _deletes.by_table(list(record.saves), dependents_first=False)
     for st in saves:
-        instance, created, fields, wanted = record.saves[st]
+        instance, created, fields, wanted, old = record.saves[st]
         if not wanted or not st.persistent:
             continue
         sent = True
@@ -197,6 +158,7 @@ def _post(session: Session, record: FlushRecord) -> bool:
             instance=instance,
             created=created,
             update_fields=fields,
+            changes=_changes.NONE if old is None else _changes.post_changes(st, old),
             raw=False,
             using=_state.using(session, st.mapper, record.using),
             session=session,

@@ -33,12 +33,14 @@ class FlushRecord:
     )
 
     def __init__(self) -> None:
-        # state -> (instance, created, update_fields, send post_save)
+        # state -> (instance, created, update_fields, send post_save, the
+        # loaded values of update_fields for post_save's changes or None)
         # The instances are held here: once written, the session holds them
         # only weakly, and an object added without a reference would be gone
         # before its post_save.
         self.saves: dict[
-            InstanceState[Any], tuple[Any, bool, frozenset[str] | None, bool]
+            InstanceState[Any],
+            tuple[Any, bool, frozenset[str] | None, bool, dict[str, Any] | None],
         ] = {}
         # state -> (instance, origin, send post_delete)
         self.deletes: dict[InstanceState[Any], tuple[Any, Any, bool]] = {}
