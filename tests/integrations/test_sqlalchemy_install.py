@@ -55,6 +55,18 @@ class Note(Base):
 
 
 @pytest.fixture
+def another_base() -> Iterator[None]:
+    """Another installed base: the listeners on Session stay while Base is uninstalled."""
+
+    class Other(DeclarativeBase):
+        pass
+
+    other = tocsin_sa.install(Other)
+    yield
+    other.uninstall()
+
+
+@pytest.fixture
 def db(tmp_path: Path) -> Iterator[Engine]:
     from conftest import sqlite_engine
 
@@ -82,7 +94,7 @@ def _use_models(engine: Engine) -> list[str]:
 
 
 def test_uninstall_stops_every_signal_and_the_models_keep_working(
-    db: Engine,
+    db: Engine, another_base: None
 ) -> None:
     installation = tocsin_sa.install(Base)
     assert installation.bases == (Base,)
@@ -98,6 +110,18 @@ def test_uninstall_stops_every_signal_and_the_models_keep_working(
     with Session(db) as session:
         assert [label.id for label in session.scalars(select(Label))] == [1, 2]
     installation.uninstall()  # a second call does nothing
+
+
+def test_a_collection_change_made_before_uninstall_sends_nothing_after(
+    db: Engine, another_base: None
+) -> None:
+    installation = tocsin_sa.install(Base)
+    with capture(signals.m2m_changed) as sent, Session(db) as session:
+        note = Note(text="a", labels={Label()})  # recorded for the flush
+        session.add(note)
+        installation.uninstall()
+        session.commit()
+    assert sent == []
 
 
 def test_installing_again_after_uninstall_prepares_the_models_again(

@@ -50,7 +50,10 @@ def on_configured(mapper: Mapper[Any], cls: type) -> None:
 
 
 def stop(mapper: Mapper[Any]) -> None:
-    """Stop listening to ``mapper``'s many-to-many collections."""
+    """Stop listening to ``mapper``'s many-to-many collections, and forget their changes."""
+    with _lock:
+        for owner in [owner for owner in list(log) if owner.mapper is mapper]:
+            del log[owner]
     for prop in mapper.relationships:
         listener = prop.info.pop(_LISTENER, None)
         if listener is not None:
