@@ -153,10 +153,18 @@ def test_a_base_stays_installed_until_every_handle_that_claims_it_uninstalls(
     assert _use_models(db) == []
 
 
+def _run_python(script: str) -> str:
+    """Run ``script`` in a fresh interpreter (this one has test models installed)."""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
 def test_the_last_uninstall_removes_the_session_listeners_and_on_commit_support(
     tmp_path: Path,
 ) -> None:
-    # In a fresh interpreter: this one has the test models installed.
     script = textwrap.dedent(
         """
         from sqlalchemy import event
@@ -188,13 +196,10 @@ def test_the_last_uninstall_removes_the_session_listeners_and_on_commit_support(
         print("sent:", len(sent))
         """
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
-    )
-    assert result.returncode == 0, result.stderr
-    assert "on_commit: Cannot find a transaction in <sqlalchemy.orm" in result.stdout
-    assert "install() has run" in result.stdout
-    assert "sent: 0" in result.stdout
+    output = _run_python(script)
+    assert "on_commit: Cannot find a transaction in <sqlalchemy.orm" in output
+    assert "install() has run" in output
+    assert "sent: 0" in output
 
 
 def test_the_handle_names_its_bases_and_state() -> None:
@@ -216,11 +221,8 @@ def test_importing_the_test_models_installs_nothing() -> None:
         "wrapped = hasattr(conftest.User.__init__, '_tocsin_wrapped')\n"
         "print(tocsin_sa.installed_bases(), wrapped)\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["()", "False"]
+    output = _run_python(script)
+    assert output.split() == ["()", "False"]
 
 
 def test_the_public_names_are_the_curated_all() -> None:

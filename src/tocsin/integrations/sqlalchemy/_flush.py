@@ -13,10 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.orm import (
-    Session,
-    UOWTransaction,
-)
+from sqlalchemy.orm import Session, UOWTransaction
 from sqlalchemy.orm.attributes import instance_state
 
 from ... import transaction

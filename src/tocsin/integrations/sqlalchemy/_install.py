@@ -186,7 +186,7 @@ def _remove_base(base: type) -> None:
 
 
 def installed_bases() -> tuple[type, ...]:
-    """The bases given to :func:`install` so far, in order.
+    """The bases installed now (given to :func:`install`, not uninstalled), in order.
 
     .. versionadded:: 0.1
     """
