@@ -30,6 +30,9 @@ def _summary(named: dict[str, Any]) -> str:
             parts.append(f"path={value['path']}")
         elif key == "update_fields" and value is None:
             continue
+        elif key == "changes":  # {column: (old, new)}, empty for an INSERT
+            if value:
+                parts.append(f"changes={dict(value)!r}")
         else:
             parts.append(f"{key}={_label(value)}")
     return " ".join(parts)

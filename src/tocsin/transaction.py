@@ -5,8 +5,8 @@
 no transaction: runs at once
 
 A *unit of work* is whatever owns a transaction: a SQLAlchemy ``Session``
-once :mod:`tocsin.integrations.sqlalchemy` is imported, or any object with a
-``defer(callback)`` method (see :class:`UnitOfWork`). :func:`on_commit` finds
+once :func:`tocsin.integrations.sqlalchemy.install` has run, or any object
+with a ``defer(callback)`` method (see :class:`UnitOfWork`). :func:`on_commit` finds
 it in this order:
 
 1. the ``using=`` argument;
@@ -107,15 +107,29 @@ _capture: contextvars.ContextVar[list[Callback] | None] = contextvars.ContextVar
 
 def register_unit_of_work_adapter(
     cls: type, adapter: Callable[[Any], UnitOfWork]
-) -> None:
+) -> Callable[[], None]:
     """Let :func:`on_commit` and :func:`unit_of_work` accept instances of ``cls``.
 
-    Integrations call this once at import; for example the SQLAlchemy one
-    registers ``Session`` and ``AsyncSession``.
+    This is how a database layer plugs into this module: the SQLAlchemy
+    integration's ``install()`` registers ``Session`` and ``AsyncSession``,
+    and while it sends model signals it makes the session the current unit
+    of work with :func:`unit_of_work`.
+
+    Returns:
+        A function that removes this adapter again (calling it twice does
+        nothing); the SQLAlchemy integration's ``uninstall()`` calls it.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.1 returns the function that unregisters it.
     """
-    _adapters.append((cls, adapter))
+    entry = (cls, adapter)
+    _adapters.append(entry)
+
+    def unregister() -> None:
+        if entry in _adapters:
+            _adapters.remove(entry)
+
+    return unregister
 
 
 def as_unit_of_work(scope: object) -> UnitOfWork:
@@ -139,8 +153,8 @@ def as_unit_of_work(scope: object) -> UnitOfWork:
         )
     raise TypeError(
         f"Cannot find a transaction in {scope!r}. Pass a SQLAlchemy Session or "
-        "AsyncSession (after importing tocsin.integrations.sqlalchemy), or an "
-        "object with a defer(callback) method (see tocsin.transaction.UnitOfWork)."
+        "AsyncSession (once tocsin.integrations.sqlalchemy.install() has run), or "
+        "an object with a defer(callback) method (see tocsin.transaction.UnitOfWork)."
     )
 
 
@@ -167,8 +181,9 @@ def unit_of_work(scope: object) -> Iterator[UnitOfWork]:
     Blocks nest; the innermost wins.
 
     Args:
-        scope: A SQLAlchemy ``Session`` or ``AsyncSession`` (after importing
-            :mod:`tocsin.integrations.sqlalchemy`), or a :class:`UnitOfWork`.
+        scope: A SQLAlchemy ``Session`` or ``AsyncSession`` (once
+            :func:`tocsin.integrations.sqlalchemy.install` has run), or a
+            :class:`UnitOfWork`.
 
     Raises:
         TypeError: ``scope`` is neither.

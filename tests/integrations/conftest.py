@@ -9,7 +9,7 @@ Every engine fixture is parametrized over SQLite and PostgreSQL.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import SimpleNamespace
 from typing import Any, ClassVar
 
@@ -27,9 +27,9 @@ class Base(DeclarativeBase):
     pass
 
 
-# Installed before the models are defined: class_prepared is sent as each
-# class is mapped. (test_sqlalchemy_init covers a base installed afterwards.)
-tocsin_sa.install(Base)
+# The models are installed by the `installed` fixture, once they are all
+# defined: install() sends their class_prepared then. (test_sqlalchemy_init
+# covers models mapped after install(), which send it when they are mapped.)
 
 user_tags = Table(
     "user_tags",
@@ -181,6 +181,29 @@ def sqlite_engine(path: str, **kwargs: Any) -> Engine:
 
 
 @pytest.fixture(scope="session")
+def installed() -> Iterator[tocsin_sa.Installation]:
+    """The test models send model signals for the whole session, then stop."""
+    installation = tocsin_sa.install(Base)
+    yield installation
+    installation.uninstall()
+
+
+@pytest.fixture
+def install() -> Iterator[Callable[..., tocsin_sa.Installation]]:
+    """``tocsin_sa.install`` for one test: what it installed is uninstalled after."""
+    made: list[tocsin_sa.Installation] = []
+
+    def installing(*bases: Any, **kwargs: Any) -> tocsin_sa.Installation:
+        installation = tocsin_sa.install(*bases, **kwargs)
+        made.append(installation)
+        return installation
+
+    yield installing
+    for installation in reversed(made):
+        installation.uninstall()
+
+
+@pytest.fixture(scope="session")
 def pg_engine(postgres_url: str) -> Iterator[Engine]:
     engine = create_engine(postgres_url)
     Base.metadata.drop_all(engine)
@@ -196,7 +219,9 @@ def _truncate(engine: Engine) -> None:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Engine]:
+def engine(
+    request: pytest.FixtureRequest, tmp_path: Any, installed: Any
+) -> Iterator[Engine]:
     """A fresh, empty database with the test models, on SQLite or PostgreSQL."""
     if request.param == "sqlite":
         sqlite = sqlite_engine(str(tmp_path / "test.db"))
@@ -210,7 +235,7 @@ def engine(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Engine]:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def async_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
+def async_url(request: pytest.FixtureRequest, tmp_path: Any, installed: Any) -> str:
     """A URL for create_async_engine (aiosqlite or asyncpg) on an empty database."""
     if request.param == "sqlite":
         path = tmp_path / "async.db"
@@ -248,7 +273,7 @@ def recorded() -> Iterator[Recorder]:
 
 
 @pytest.fixture
-def models() -> SimpleNamespace:
+def models(installed: Any) -> SimpleNamespace:
     """The test models, installed on ``Base``."""
     return SimpleNamespace(
         Base=Base,

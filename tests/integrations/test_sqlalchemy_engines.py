@@ -15,11 +15,11 @@ import tocsin.integrations.sqlalchemy as tocsin_sa
 
 
 def test_two_engines_in_one_session_name_their_own_database(
-    engine: Engine, models: Any, recorded: Any, tmp_path: Path
+    engine: Engine, models: Any, recorded: Any, tmp_path: Path, install: Any
 ) -> None:
     archive = create_engine(f"sqlite:///{tmp_path / 'archive.db'}")
     models.Base.metadata.create_all(archive)
-    tocsin_sa.install(models.Base, databases={engine: "primary", archive: "archive"})
+    install(models.Base, databases={engine: "primary", archive: "archive"})
     try:
         with Session(binds={models.User: engine, models.Tag: archive}) as session:
             session.add_all([models.User(name="u"), models.Tag(name="t")])
@@ -37,7 +37,6 @@ def test_two_engines_in_one_session_name_their_own_database(
         }
     finally:
         archive.dispose()
-        tocsin_sa._engine_names.pop(engine, None)
 
 
 def test_an_engine_without_a_name_is_default(
@@ -52,24 +51,29 @@ def test_an_engine_without_a_name_is_default(
 
 
 def test_an_async_engine_or_a_connection_stands_for_its_engine(
-    models: Any, tmp_path: Path
+    models: Any, tmp_path: Path, install: Any
 ) -> None:
+    names = tocsin_sa._state.engine_names
     async_engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'a.db'}")
     sync_engine = create_engine(f"sqlite:///{tmp_path / 's.db'}")
     try:
         with sync_engine.connect() as connection:
-            tocsin_sa.install(
+            first = install(
                 models.Base, databases={async_engine: "async", connection: "sync"}
             )
-        assert tocsin_sa._engine_names[async_engine.sync_engine] == "async"
-        assert tocsin_sa._engine_names[sync_engine] == "sync"
-        tocsin_sa.install(models.Base, databases={sync_engine: "sync"})  # same name
+        assert names[async_engine.sync_engine] == "async"
+        assert names[sync_engine] == "sync"
+        again = install(models.Base, databases={sync_engine: "sync"})  # same name
         with pytest.raises(ValueError, match="already named 'sync'"):
-            tocsin_sa.install(models.Base, databases={sync_engine: "other"})
+            install(models.Base, databases={sync_engine: "other"})
+        first.uninstall()  # the second call still names sync_engine
+        assert names.get(async_engine.sync_engine) is None
+        assert names[sync_engine] == "sync"
+        again.uninstall()
+        assert names.get(sync_engine) is None
+        assert models.Base in tocsin_sa.installed_bases()  # the session's install
     finally:
         sync_engine.dispose()
-        tocsin_sa._engine_names.pop(sync_engine, None)
-        tocsin_sa._engine_names.pop(async_engine.sync_engine, None)
 
 
 @pytest.mark.parametrize(

@@ -50,9 +50,6 @@ class Base(DeclarativeBase):
     pass
 
 
-tocsin_sa.install(Base)
-
-
 class Item(Base):
     __tablename__ = "flush_sequence_items"
     # Explicit keys let the machine reuse the key of a deleted object, which
@@ -285,6 +282,8 @@ class Plan:
 
     deletes: list[Obj]
     saves: list[tuple[Obj, bool, frozenset[str] | None]]
+    # id(instance) -> the changes that its pre_save and post_save carry
+    changes: dict[int, dict[str, tuple[Any, Any]]]
 
 
 def _sorted(sent: list[Sent]) -> list[Sent]:
@@ -364,11 +363,23 @@ class FlushSequences(RuleBasedStateMachine):
         saves: list[tuple[Obj, bool, frozenset[str] | None]] = [
             (o, True, None) for o in self.with_status("pending")
         ]
+        # A new object's changes are empty; an UPDATE's pair each changed
+        # column's loaded value (unknown if it was expired when set) with the
+        # value written.
+        changes: dict[int, dict[str, tuple[Any, Any]]] = {
+            id(o.item): {} for o, _, _ in saves
+        }
         for o in self.with_status("persistent"):
-            changed = o.changed(self.rows[o.pk])
+            row = self.rows[o.pk]
+            changed = o.changed(row)
             if changed:
                 saves.append((o, False, changed))
-        return Plan(deletes, saves)
+                changes[id(o.item)] = {
+                    key: (tocsin_sa.UNKNOWN if key in o.forced else row[key], value)
+                    for key, value in o.values.items()
+                    if key in changed
+                }
+        return Plan(deletes, saves, changes)
 
     def check_flush(self, plan: Plan, sent: list[Sent]) -> None:
         """The signals of one flush: docs/model-signals.md, "Order and timing"."""
@@ -408,6 +419,9 @@ class FlushSequences(RuleBasedStateMachine):
             assert s.kwargs["using"] == "default"
             if s.signal.endswith("_save"):
                 assert s.kwargs["raw"] is False
+                assert dict(s.kwargs["changes"]) == plan.changes[id(s.instance)], (
+                    f"{s.signal} of {s.instance} carried {s.kwargs['changes']}"
+                )
             else:
                 assert s.kwargs["origin"] is s.instance
 
@@ -708,8 +722,18 @@ def _sqlite_with_savepoints(url: str) -> Engine:
     return engine
 
 
+@pytest.fixture(scope="module")
+def installed() -> Iterator[None]:
+    """This module's model sends model signals while its tests run."""
+    installation = tocsin_sa.install(Base)
+    yield
+    installation.uninstall()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
-def harness(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Harness]:
+def harness(
+    request: pytest.FixtureRequest, tmp_path: Any, installed: None
+) -> Iterator[Harness]:
     """Engines on an empty table, and the receivers connected to the model signals."""
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'flush_sequences.db'}"

@@ -41,11 +41,11 @@ def test_post_init_sees_the_initialised_instance(models: Any) -> None:
     assert names == ["seen"]
 
 
-def test_a_custom_init_calling_super_sends_once() -> None:
+def test_a_custom_init_calling_super_sends_once(install: Any) -> None:
     class Base(DeclarativeBase):
         pass
 
-    tocsin_sa.install(Base)
+    install(Base)
 
     class Named(Base):
         __tablename__ = "named"
@@ -132,22 +132,26 @@ def test_joined_inheritance_sends_one_pair_with_the_subclass_as_sender(
         ]
 
 
-def test_class_prepared_is_sent_once_when_a_model_is_defined_after_install() -> None:
+def test_class_prepared_is_sent_once_when_a_model_is_defined_after_install(
+    install: Any,
+) -> None:
     class Base(DeclarativeBase):
         pass
 
-    tocsin_sa.install(Base)
+    install(Base)
     with capture(class_prepared) as sent:
 
         class Defined(Base):
             __tablename__ = "defined"
             id: Mapped[int] = mapped_column(primary_key=True)
 
-        tocsin_sa.install(Base)  # idempotent
+        install(Base)  # idempotent
     assert [(s.sender, s.kwargs) for s in sent] == [(Defined, {})]
 
 
-def test_install_sends_class_prepared_for_models_defined_before_it() -> None:
+def test_install_sends_class_prepared_for_models_defined_before_it(
+    install: Any,
+) -> None:
     class Base(DeclarativeBase):
         pass
 
@@ -160,8 +164,8 @@ def test_install_sends_class_prepared_for_models_defined_before_it() -> None:
         id: Mapped[int] = mapped_column(primary_key=True)
 
     with capture(class_prepared, pre_init) as sent:
-        tocsin_sa.install(Base)
-        tocsin_sa.install(Base)
+        install(Base)
+        install(Base)
         Early()
     assert [(s.signal.name, s.sender) for s in sent] == [
         ("class_prepared", Early),

@@ -217,5 +217,5 @@ def test_no_listener_records_nothing_for_m2m(people: Any, models: Any) -> None:
 
     session, user, (t1, _t2, _t3) = people
     user.tags.add(t1)
-    assert len(tocsin_sa._m2m_log) == 0
+    assert len(tocsin_sa._m2m.log) == 0
     session.commit()
