@@ -177,8 +177,13 @@ def inspect_receiver(receiver: Callable[..., Any]) -> tuple[bool, bool, bool]:
     ``inspect.markcoroutinefunction`` (Python 3.12+) or asgiref's
     ``markcoroutinefunction`` (Python 3.11).
     """
-    if type(receiver) is types.FunctionType and not receiver.__dict__:
+    if (
+        type(receiver) is types.FunctionType
+        and not hasattr(receiver, "_is_coroutine_marker")
+        and not hasattr(receiver, "_is_coroutine")
+    ):
         # A plain, unmarked function (nearly every receiver): its code says all.
+        # (Reading __dict__ instead would give every function a dict.)
         flags = receiver.__code__.co_flags
         return (
             bool(flags & _CO_VARKEYWORDS),
