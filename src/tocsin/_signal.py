@@ -54,7 +54,9 @@ if TYPE_CHECKING:
     from ._dispatch import Loop, Responses
     from ._refs import Record
 
-    Plan = tuple[tuple[Record, ...], tuple[Record, ...]] | tuple[()]
+    # The plain receivers, then the rest (async ones, ones with options).
+    Receivers = tuple[tuple[Record, ...], tuple[Record, ...]]
+    Plan = Receivers | tuple[()]
 
 __all__ = ["ReceiverInfo", "Signal", "WeakReceiverWarning"]
 
@@ -391,12 +393,7 @@ class Signal:
             return []
         plain, special = plan
         if special:
-            responses, calls = self._start(plain, special, sender, named, False)
-            if calls:
-                responses += _async.run_blocking(
-                    self._run_async(calls, sender, named, False), "Signal.send()"
-                )
-            return responses
+            return self._send_all(plan, sender, named, False, "Signal.send()")
         # The plain case of _start, inlined: this is the hot path.
         sent = self._plain_loop(plain, self, sender, named)
         if sent is None:
@@ -419,12 +416,7 @@ class Signal:
         plan = self._plan(sender)
         if not plan:
             return []
-        responses, calls = self._start(*plan, sender, named, True)
-        if calls:
-            responses += _async.run_blocking(
-                self._run_async(calls, sender, named, True), "Signal.send_robust()"
-            )
-        return responses
+        return self._send_all(plan, sender, named, True, "Signal.send_robust()")
 
     async def asend(self, sender: Any, **named: Any) -> Responses:
         """Send from async code.
@@ -447,13 +439,7 @@ class Signal:
         """
         if not self._by_sender:
             return []
-        plan = self._plan(sender)
-        if not plan:
-            return []
-        responses, calls = self._start(*plan, sender, named, False)
-        if calls:
-            responses += await self._run_async(calls, sender, named, False)
-        return responses
+        return await self._asend_all(sender, named, False)
 
     async def asend_robust(self, sender: Any, **named: Any) -> Responses:
         """:meth:`asend` with the error handling of :meth:`send_robust`.
@@ -462,12 +448,33 @@ class Signal:
         """
         if not self._by_sender:
             return []
+        return await self._asend_all(sender, named, True)
+
+    def _send_all(
+        self,
+        plan: Receivers,
+        sender: Any,
+        named: dict[str, Any],
+        robust: bool,
+        what: str,
+    ) -> Responses:
+        """A synchronous send: async receivers run to their end on a new loop."""
+        responses, calls = self._start(*plan, sender, named, robust)
+        if calls:
+            responses += _async.run_blocking(
+                self._run_async(calls, sender, named, robust), what
+            )
+        return responses
+
+    async def _asend_all(
+        self, sender: Any, named: dict[str, Any], robust: bool
+    ) -> Responses:
         plan = self._plan(sender)
         if not plan:
             return []
-        responses, calls = self._start(*plan, sender, named, True)
+        responses, calls = self._start(*plan, sender, named, robust)
         if calls:
-            responses += await self._run_async(calls, sender, named, True)
+            responses += await self._run_async(calls, sender, named, robust)
         return responses
 
     def _plan(self, sender: object) -> Plan:
