@@ -1,0 +1,78 @@
+"""The seam between the outbox and what delivers its events.
+
+The outbox is the source of truth whatever the transport: a send writes the
+rows, and the transport only carries the news. A transport
+
+- announces, inside the sending transaction, that a row was written
+  (:meth:`Transport.announce`): the embedded transport sends a PostgreSQL
+  ``NOTIFY``, which PostgreSQL delivers only if the transaction commits; a
+  broker transport would publish the row's id once the transaction commits;
+- serves events until told to stop (:meth:`Transport.serve`), delivering each
+  with :func:`tocsin.durable.delivery.deliver`, which runs the receiver and
+  marks the row done in one transaction.
+
+The embedded transport (:class:`tocsin.durable.worker.Embedded`) needs no
+server: its workers claim rows from the table.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from .outbox import Outbox
+
+__all__ = ["Settings", "Transport"]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What ``tocsin worker`` asks of a transport.
+
+    Args:
+        queues: The queues to serve; ``None`` serves every queue.
+        concurrency: Events delivered at the same time (threads).
+        lease: Seconds a claimed event stays with its worker; past them
+            another worker may take it over (the first one can no longer
+            mark it done). Longer than the slowest receiver.
+        poll_interval: Seconds between two looks at an idle outbox.
+
+    .. versionadded:: 0.1
+    """
+
+    queues: tuple[str, ...] | None = None
+    concurrency: int = 1
+    lease: float = 60.0
+    poll_interval: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, not {self.concurrency}.")
+        if self.lease <= 0 or self.poll_interval <= 0:
+            raise ValueError("lease and poll_interval are positive numbers of seconds.")
+
+
+class Transport(ABC):
+    """How events travel from the outbox to the code that delivers them.
+
+    .. versionadded:: 0.1
+    """
+
+    def announce(self, session: Session, outbox: Outbox, queue: str) -> None:  # noqa: B027
+        """Called in the sending transaction after each outbox row is written.
+
+        The default does nothing: workers find the row when they next poll.
+        """
+
+    @abstractmethod
+    def serve(self, outbox: Outbox, settings: Settings, stop: threading.Event) -> None:
+        """Deliver events of ``outbox`` until ``stop`` is set, then return.
+
+        On return nothing may be left half-done: every event taken is either
+        delivered or given back (its lease lapses at the latest).
+        """

@@ -1,0 +1,187 @@
+"""The embedded worker: threads that claim outbox rows and deliver them.
+
+No server: the outbox table is the queue. Each thread claims one row at a
+time, delivers it (:func:`tocsin.durable.delivery.deliver`) and claims the
+next; an idle thread sleeps ``poll_interval`` seconds between looks, or less
+when PostgreSQL notifies a commit (``LISTEN``; polling stays the safety net,
+since a notification can be missed while reconnecting).
+
+Run it as ``tocsin worker -A app.module`` or, in development and tests, in
+the application's own process::
+
+    worker = Worker(outbox)
+    worker.start()
+    ...
+    worker.stop()
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from . import delivery
+from .transport import Settings, Transport
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from .outbox import Outbox
+
+__all__ = ["Embedded", "Worker"]
+
+logger = logging.getLogger("tocsin.durable")
+
+CHANNEL = "tocsin_outbox"
+_NOTIFIED = "tocsin.durable.notified"
+
+
+class Embedded(Transport):
+    """The default transport: workers that read the outbox table.
+
+    .. versionadded:: 0.1
+    """
+
+    def announce(self, session: Session, outbox: Outbox, queue: str) -> None:
+        # One NOTIFY per transaction is enough to wake the workers; PostgreSQL
+        # delivers it at commit, and drops it on rollback.
+        connection = session.connection()
+        if connection.dialect.name != "postgresql":
+            return
+        current = session.get_transaction()
+        if session.info.get(_NOTIFIED) is current:
+            return
+        session.info[_NOTIFIED] = current
+        connection.exec_driver_sql(f"NOTIFY {CHANNEL}")
+
+    def serve(self, outbox: Outbox, settings: Settings, stop: threading.Event) -> None:
+        worker = Worker(outbox, settings)
+        worker.start()
+        stop.wait()
+        worker.stop()
+
+
+class Worker:
+    """Deliver the events of an outbox from threads of this process.
+
+    Args:
+        outbox: The outbox, with its engine.
+        settings: Queues, concurrency, lease and polling interval.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(self, outbox: Outbox, settings: Settings | None = None) -> None:
+        self.outbox = outbox
+        self.settings = settings or Settings()
+        self.handled = 0
+        self._stop = threading.Event()
+        self._wake = threading.Condition()
+        self._threads: list[threading.Thread] = []
+        outbox.require_engine()
+
+    def start(self) -> None:
+        """Start the delivering threads (and the listener, on PostgreSQL)."""
+        self._stop.clear()
+        for number in range(self.settings.concurrency):
+            thread = threading.Thread(
+                target=self._run, name=f"tocsin-worker-{number}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+        engine = self.outbox.require_engine()
+        if engine.dialect.name == "postgresql" and engine.dialect.driver == "psycopg":
+            listener = threading.Thread(
+                target=self._listen, name="tocsin-listener", daemon=True
+            )
+            listener.start()
+            self._threads.append(listener)
+
+    def stop(self, timeout: float | None = None) -> bool:
+        """Stop claiming; wait for the events being delivered to finish.
+
+        Returns:
+            ``True`` if every thread finished within ``timeout``. Events of a
+            thread still running are delivered when it finishes, or taken
+            over by another worker once their lease lapses.
+        """
+        self._stop.set()
+        self.wake()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for thread in self._threads:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            thread.join(left)
+        alive = [thread for thread in self._threads if thread.is_alive()]
+        self._threads = alive
+        return not alive
+
+    def wake(self) -> None:
+        """Make idle threads look at the outbox now."""
+        with self._wake:
+            self._wake.notify_all()
+
+    def run_once(self) -> int:
+        """Deliver what is due now, in this thread; return how many events."""
+        done = 0
+        while True:
+            rows = self._claim()
+            if not rows:
+                return done
+            for row in rows:
+                delivery.deliver(self.outbox, row)
+                done += 1
+
+    def __enter__(self) -> Worker:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _claim(self) -> list[delivery.Claimed]:
+        return delivery.claim(
+            self.outbox,
+            delivery.new_owner(),
+            lease=self.settings.lease,
+            queues=self.settings.queues,
+        )
+
+    def _run(self) -> None:
+        last_sweep = 0.0
+        while not self._stop.is_set():
+            try:
+                if time.monotonic() - last_sweep > self.settings.lease / 2:
+                    last_sweep = time.monotonic()
+                    delivery.retire_expired(self.outbox)
+                rows = self._claim()
+                for row in rows:
+                    delivery.deliver(self.outbox, row)
+                    self.handled += 1
+            except Exception:
+                # The database is unreachable or restarting: wait and retry;
+                # what this thread held comes back when its lease lapses.
+                logger.exception("tocsin worker: the outbox could not be read")
+                rows = []
+            if not rows:
+                with self._wake:
+                    if not self._stop.is_set():
+                        self._wake.wait(self.settings.poll_interval)
+
+    def _listen(self) -> None:
+        while not self._stop.is_set():
+            try:
+                raw: Any = self.outbox.require_engine().raw_connection()
+                try:
+                    connection = raw.driver_connection
+                    connection.autocommit = True
+                    connection.execute(f"LISTEN {CHANNEL}")
+                    while not self._stop.is_set():
+                        for _ in connection.notifies(timeout=0.5, stop_after=1):
+                            self.wake()
+                finally:
+                    raw.invalidate()
+            except Exception:
+                logger.exception("tocsin worker: LISTEN failed; polling only")
+                self._stop.wait(self.settings.poll_interval)
