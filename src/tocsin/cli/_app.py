@@ -6,11 +6,13 @@ import argparse
 import importlib
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from . import CommandError
 
-__all__ = ["add_app_arguments", "load_outbox"]
+__all__ = ["add_app_arguments", "load_app", "opened_outbox"]
 
 
 def add_app_arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,8 +56,18 @@ def load_app(spec: str) -> Any:
         ) from None
 
 
-def load_outbox(args: argparse.Namespace) -> Any:
-    """The outbox named by ``-A`` and ``--database``."""
+@contextmanager
+def opened_outbox(args: argparse.Namespace) -> Iterator[Any]:
+    """The outbox named by ``-A`` and ``--database``; closes what it connected."""
+    outbox = _load_outbox(args)
+    try:
+        yield outbox
+    finally:
+        if args.database:
+            outbox.require_engine().dispose()
+
+
+def _load_outbox(args: argparse.Namespace) -> Any:
     from sqlalchemy import create_engine
     from sqlalchemy.exc import ArgumentError
 

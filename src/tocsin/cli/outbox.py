@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from ._app import add_app_arguments, load_outbox
+from ._app import add_app_arguments, opened_outbox
 
 NAME = "outbox"
 HELP = "inspect the outbox, list and replay dead events"
@@ -44,32 +44,32 @@ def run(args: argparse.Namespace) -> int:
 
     if args.action == "replay" and bool(args.rows) == bool(args.all):
         raise CommandError("replay takes row ids of dead events, or --all (not both)")
-    outbox = load_outbox(args)
-    if args.action == "create":
-        outbox.create()
-        print(f"{outbox.table.name}: ready")
-    elif args.action == "status":
-        status = durable.status(outbox)
-        for state in ("pending", "retrying", "running", "done", "dead"):
-            print(f"{state:<9}{getattr(status, state):>8}")
-        age = status.oldest_pending_age
-        print(f"oldest pending: {'-' if age is None else f'{age:.1f} s ago'}")
-    elif args.action == "dead":
-        events = durable.dead(outbox, args.limit)
-        for event in events:
-            when = time.strftime(
-                "%Y-%m-%d %H:%M:%S", time.gmtime(event.died_at or event.created_at)
-            )
-            print(
-                f"row {event.row}  {event.receiver}  queue {event.queue}  "
-                f"{event.attempts} attempts  died {when} UTC  event {event.event_id}"
-            )
-            print("    " + "\n    ".join(event.last_error.splitlines()))
-        print(f"{len(events)} dead event{'s' * (len(events) != 1)}")
-    else:
-        try:
-            count = durable.replay(outbox, None if args.all else args.rows)
-        except LookupError as error:
-            raise CommandError(str(error)) from None
-        print(f"{count} event{'s' * (count != 1)} pending again")
+    with opened_outbox(args) as outbox:
+        if args.action == "create":
+            outbox.create()
+            print(f"{outbox.table.name}: ready")
+        elif args.action == "status":
+            status = durable.status(outbox)
+            for state in ("pending", "retrying", "running", "done", "dead"):
+                print(f"{state:<9}{getattr(status, state):>8}")
+            age = status.oldest_pending_age
+            print(f"oldest pending: {'-' if age is None else f'{age:.1f} s ago'}")
+        elif args.action == "dead":
+            events = durable.dead(outbox, args.limit)
+            for event in events:
+                when = time.strftime(
+                    "%Y-%m-%d %H:%M:%S", time.gmtime(event.died_at or event.created_at)
+                )
+                print(
+                    f"row {event.row}  {event.receiver}  queue {event.queue}  "
+                    f"{event.attempts} attempts  died {when} UTC  event {event.event_id}"
+                )
+                print("    " + "\n    ".join(event.last_error.splitlines()))
+            print(f"{len(events)} dead event{'s' * (len(events) != 1)}")
+        else:
+            try:
+                count = durable.replay(outbox, None if args.all else args.rows)
+            except LookupError as error:
+                raise CommandError(str(error)) from None
+            print(f"{count} event{'s' * (count != 1)} pending again")
     return 0

@@ -15,7 +15,7 @@ import sys
 import threading
 from typing import Any
 
-from ._app import add_app_arguments, load_outbox
+from ._app import add_app_arguments, opened_outbox
 
 NAME = "worker"
 HELP = "deliver the events of durable receivers"
@@ -61,10 +61,6 @@ def run(args: argparse.Namespace) -> int:
     from ..durable import Settings
     from . import CommandError
 
-    logging.basicConfig(
-        level=args.loglevel.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
     queues = None
     if args.queues:
         queues = tuple(q.strip() for q in args.queues.split(",") if q.strip())
@@ -77,29 +73,33 @@ def run(args: argparse.Namespace) -> int:
         )
     except ValueError as error:
         raise CommandError(str(error)) from None
-    outbox = load_outbox(args)
-    stop = threading.Event()
+    with opened_outbox(args) as outbox:
+        stop = threading.Event()
 
-    def on_signal(number: int, frame: Any) -> None:
-        if stop.is_set():
-            os._exit(1)
+        def on_signal(number: int, frame: Any) -> None:
+            if stop.is_set():
+                os._exit(1)
+            print(
+                f"tocsin worker: {signal.Signals(number).name}: finishing the events "
+                "in hand (again to quit now)",
+                file=sys.stderr,
+                flush=True,
+            )
+            stop.set()
+
+        logging.basicConfig(
+            level=args.loglevel.upper(),
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        where = outbox.require_engine().url.render_as_string(hide_password=True)
         print(
-            f"tocsin worker: {signal.Signals(number).name}: finishing the events "
-            "in hand (again to quit now)",
+            f"tocsin worker {os.getpid()}: {outbox.table.name} on {where}, queues "
+            f"{','.join(queues) if queues else '(all)'}, concurrency {settings.concurrency}",
             file=sys.stderr,
             flush=True,
         )
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    where = outbox.require_engine().url.render_as_string(hide_password=True)
-    print(
-        f"tocsin worker {os.getpid()}: {outbox.table.name} on {where}, queues "
-        f"{','.join(queues) if queues else '(all)'}, concurrency {settings.concurrency}",
-        file=sys.stderr,
-        flush=True,
-    )
-    outbox.transport.serve(outbox, settings, stop)
-    print(f"tocsin worker {os.getpid()}: stopped", file=sys.stderr, flush=True)
+        outbox.transport.serve(outbox, settings, stop)
+        print(f"tocsin worker {os.getpid()}: stopped", file=sys.stderr, flush=True)
     return 0
