@@ -143,6 +143,9 @@ def test_the_installed_command_creates_an_outbox_and_needs_a_database(
     missing = run("outbox", "status")
     assert missing.returncode == 2
     assert "no outbox: give -A the module that creates your" in missing.stderr
+    no_table = run("worker", "--database", url)
+    assert no_table.returncode == 2
+    assert "The table tocsin_outbox does not exist in sqlite:///" in no_table.stderr
     created = run("outbox", "create", "--database", url)
     assert (created.returncode, created.stdout) == (0, "tocsin_outbox: ready\n")
     status = run("outbox", "status", "--database", url)

@@ -100,6 +100,9 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
             flush=True,
         )
-        outbox.transport.serve(outbox, settings, stop)
+        try:
+            outbox.transport.serve(outbox, settings, stop)
+        except RuntimeError as error:
+            raise CommandError(str(error)) from None
         print(f"tocsin worker {os.getpid()}: stopped", file=sys.stderr, flush=True)
     return 0

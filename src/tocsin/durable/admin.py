@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, case, func, select, update
 
 from .outbox import DEAD, DONE, PENDING, RUNNING, Outbox
 
@@ -60,9 +60,10 @@ def status(outbox: Outbox) -> Status:
     .. versionadded:: 0.1
     """
     c = outbox.table.c
-    kind = select(
-        c.state, (c.attempts > 0).label("tried"), func.count(), func.min(c.created_at)
-    ).group_by(c.state, c.attempts > 0)
+    tried = case((c.attempts > 0, 1), else_=0).label("tried")
+    kind = select(c.state, tried, func.count(), func.min(c.created_at)).group_by(
+        c.state, tried
+    )
     counts = {PENDING: 0, "retrying": 0, RUNNING: 0, DONE: 0, DEAD: 0}
     oldest: float | None = None
     with outbox.require_engine().connect() as connection:

@@ -32,7 +32,11 @@ from .option import binding
 from .outbox import DEAD, DONE, PENDING, RUNNING, Outbox
 from .policy import Policy
 
-__all__ = ["Claimed", "claim", "deliver", "retire_expired"]
+__all__ = ["EVENT_KEY", "Claimed", "claim", "deliver", "retire_expired"]
+
+#: ``event.session.info[EVENT_KEY]`` is the event being delivered, for
+#: session listeners that must tell a worker's transaction from others.
+EVENT_KEY = "tocsin.durable.event"
 
 logger = logging.getLogger("tocsin.durable")
 
@@ -168,6 +172,7 @@ def deliver(outbox: Outbox, row: Claimed) -> str:
                 session=session,
                 created_at=row.created_at,
             )
+            session.info[EVENT_KEY] = event
             try:
                 if found is None:
                     raise _Undeliverable(_missing(row.receiver))

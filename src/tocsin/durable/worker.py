@@ -22,6 +22,8 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import inspect as sa_inspect
+
 from . import delivery
 from .transport import Settings, Transport
 
@@ -83,7 +85,19 @@ class Worker:
         outbox.require_engine()
 
     def start(self) -> None:
-        """Start the delivering threads (and the listener, on PostgreSQL)."""
+        """Start the delivering threads (and the listener, on PostgreSQL).
+
+        Raises:
+            RuntimeError: The outbox table does not exist.
+        """
+        engine = self.outbox.require_engine()
+        table = self.outbox.table
+        if not sa_inspect(engine).has_table(table.name, schema=table.schema):
+            raise RuntimeError(
+                f"The table {table.name} does not exist in "
+                f"{engine.url.render_as_string()}: create it with a migration, "
+                "Outbox.create(), or `tocsin outbox create`."
+            )
         self._stop.clear()
         for number in range(self.settings.concurrency):
             thread = threading.Thread(
@@ -91,7 +105,6 @@ class Worker:
             )
             thread.start()
             self._threads.append(thread)
-        engine = self.outbox.require_engine()
         if engine.dialect.name == "postgresql" and engine.dialect.driver == "psycopg":
             listener = threading.Thread(
                 target=self._listen, name="tocsin-listener", daemon=True
@@ -159,10 +172,10 @@ class Worker:
                 for row in rows:
                     delivery.deliver(self.outbox, row)
                     self.handled += 1
-            except Exception:
+            except Exception as error:
                 # The database is unreachable or restarting: wait and retry;
                 # what this thread held comes back when its lease lapses.
-                logger.exception("tocsin worker: the outbox could not be read")
+                logger.error("tocsin worker: the outbox could not be read: %s", error)
                 rows = []
             if not rows:
                 with self._wake:
