@@ -52,8 +52,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--poll",
         type=float,
-        default=1.0,
-        help="seconds between looks at an idle outbox (default 1)",
+        default=0.5,
+        help="seconds between looks at an idle outbox (default 0.5)",
     )
 
 

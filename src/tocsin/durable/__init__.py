@@ -45,3 +45,10 @@ __all__ = [
     "replay",
     "status",
 ]
+
+# Show the public names as ``tocsin.durable.Outbox``, where users import them.
+for _name in __all__:
+    _obj = globals()[_name]
+    if getattr(_obj, "__module__", "").startswith("tocsin.durable."):
+        _obj.__module__ = __name__
+del _name, _obj

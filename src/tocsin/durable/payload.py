@@ -57,9 +57,15 @@ def import_path(obj: Any) -> str | None:
 def resolve(path: str) -> Any:
     """The object at ``"module:Qualified.name"``.
 
+    A class that this process has sent is found without an import (a script's
+    ``__main__`` classes, for an in-process worker).
+
     Raises:
         LookupError: The module or the name does not exist (any more).
     """
+    seen = _classes.get(path)
+    if seen is not None:
+        return seen
     module_name, _, qualname = path.partition(":")
     try:
         obj: Any = importlib.import_module(module_name)
@@ -175,10 +181,7 @@ def _encode(value: Any) -> Any:
     if isinstance(value, Session):
         return {"$session": None}
     if isinstance(value, type):
-        path = import_path(value)
-        if path is None:
-            raise _Unsupported(value, "a local class cannot be imported by name.")
-        return {"$class": path}
+        return {"$class": _class_path(value)}
     return _encode_instance(value)
 
 
@@ -190,9 +193,7 @@ def _encode_instance(value: Any) -> Any:
             value, f"a {type(value).__qualname__} object has no JSON form."
         ) from None
     mapper: Mapper[Any] = state.mapper
-    path = import_path(mapper.class_)
-    if path is None:
-        raise _Unsupported(value, "its model class cannot be imported by name.")
+    path = _class_path(mapper.class_)
     if state.deleted or state.was_deleted:
         columns = {
             attr.key: _encode(state.dict.get(attr.key)) for attr in mapper.column_attrs
@@ -204,6 +205,17 @@ def _encode_instance(value: Any) -> Any:
             value, "the instance has no primary key yet (it was never flushed)."
         )
     return {"$model": path, "pk": [_encode(part) for part in identity]}
+
+
+_classes: dict[str, type] = {}
+
+
+def _class_path(cls: type) -> str:
+    path = import_path(cls)
+    if path is None:
+        raise _Unsupported(cls, f"the class {cls.__qualname__} is local to a function.")
+    _classes[path] = cls
+    return path
 
 
 def _decode(value: Any, session: Session) -> Any:

@@ -37,7 +37,9 @@ class Backoff:
 
     def __call__(self, attempt: int) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
-        delay = min(self.maximum, self.initial * self.factor ** max(0, attempt - 1))
+        delay = float(
+            min(self.maximum, self.initial * self.factor ** max(0, attempt - 1))
+        )
         if self.jitter:
             delay *= 1 + random.uniform(-self.jitter, self.jitter)
         return delay

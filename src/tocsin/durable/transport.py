@@ -48,7 +48,7 @@ class Settings:
     queues: tuple[str, ...] | None = None
     concurrency: int = 1
     lease: float = 60.0
-    poll_interval: float = 1.0
+    poll_interval: float = 0.5
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
