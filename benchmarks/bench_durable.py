@@ -189,68 +189,119 @@ def _latency(engine: Engine, url: str, events: int) -> list[float]:
     return sorted(done - created for created, done in times)
 
 
-def run(quick: bool) -> str:
+def _measure(engine: Engine, url: str, quick: bool) -> dict[str, Any]:
     from . import _durable_app as app
 
-    workdir = Path(tempfile.mkdtemp(prefix="tocsin-bench-durable-"))
-    path = workdir / "bench.db"
-    url = f"sqlite:///{path}"
-    engine = _sqlite(path)
+    app.Base.metadata.drop_all(engine)
     app.Base.metadata.create_all(engine)
     app.outbox.bind(engine)
     rounds = 5 if quick else 21
-    cost = _send_cost(engine, rounds)
     events = 200 if quick else 1000
-    one = _throughput(engine, url, 1, events)
-    two = _throughput(engine, url, 2, events)
+    result: dict[str, Any] = {"rounds": rounds, "events": events}
+    result["cost"] = _send_cost(engine, rounds)
+    result["one"] = _throughput(engine, url, 1, events)
+    result["two"] = _throughput(engine, url, 2, events)
     latencies = _latency(engine, url, 40 if quick else 200)
+    result["count"] = len(latencies)
+    result["median"] = statistics.median(latencies)
+    result["p99"] = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
     engine.dispose()
-    median = statistics.median(latencies)
-    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
-    send_rows = [
-        [name, format_time(cost[key]), ratio(cost[key], cost["plain"])]
-        for name, key in [
-            (f"{ROWS} rows, no receiver", "plain"),
-            (f"{ROWS} rows + a send to an on_commit receiver", "on_commit"),
-            (f"{ROWS} rows + a send to a durable receiver (one outbox row)", "durable"),
-        ]
-    ]
-    return "\n".join(
+    return result
+
+
+def run(quick: bool) -> str:
+    from . import _durable_app as app
+    from ._postgres import server
+
+    workdir = Path(tempfile.mkdtemp(prefix="tocsin-bench-durable-"))
+    path = workdir / "bench.db"
+    results = {"SQLite": _measure(_sqlite(path), f"sqlite:///{path}", quick)}
+    with server() as url:
+        if url is not None:
+            results["PostgreSQL"] = _measure(create_engine(url), url, quick)
+    rounds = results["SQLite"]["rounds"]
+    send_rows = []
+    for label, key in [
+        (f"{ROWS} rows, no receiver", "plain"),
+        (f"{ROWS} rows + a send to an on_commit receiver", "on_commit"),
+        (f"{ROWS} rows + a send to a durable receiver (one outbox row)", "durable"),
+    ]:
+        row = [label]
+        for result in results.values():
+            cost = result["cost"]
+            row.append(f"{format_time(cost[key])} ({ratio(cost[key], cost['plain'])})")
+        send_rows.append(row)
+    worker_rows = [
         [
-            "## Durable receivers",
-            "",
-            "A file SQLite database in WAL mode (the commit is real: the outbox "
-            "row is durable when `commit()` returns). The sending transaction "
-            f"writes {ROWS} rows with model signals installed, then commits; "
-            "the durable contender also sends a custom signal to one durable "
-            "receiver, which writes one outbox row in that transaction, and the "
-            "on_commit contender sends the same signal to a receiver connected "
-            f"with `on_commit=True`. Medians of {rounds} interleaved rounds.",
-            "",
-            markdown_table(["Transaction", "time", "ratio"], send_rows),
-            "",
-            f"Workers (`tocsin worker` processes, concurrency 1, default polling) "
-            f"on a backlog of {events} events whose receiver waits "
-            f"{app.EXTERNAL_CALL * 1000:.0f} ms (an external call): "
-            f"{one:.0f} events/s with one process, {two:.0f} with two "
-            f"({ratio(two, one)}). Latency from commit to handled, "
-            f"{len(latencies)} events committed one by one at 20/s to an idle "
-            f"worker: median {format_time(median)}, p99 {format_time(p99)}.",
-            "",
+            name,
+            f"{result['one']:.0f}",
+            f"{result['two']:.0f} ({ratio(result['two'], result['one'])})",
+            format_time(result["median"]),
+            format_time(result["p99"]),
+        ]
+        for name, result in results.items()
+    ]
+    goals = []
+    for name, result in results.items():
+        cost = result["cost"]
+        goals += [
             goal_line(
-                "A durable send costs the transaction at most 1.2x",
+                f"{name}: a durable send costs the transaction at most 1.2x",
                 cost["durable"] <= 1.2 * cost["plain"],
                 ratio(cost["durable"], cost["plain"]),
             ),
             goal_line(
-                "Two worker processes deliver at least 1.7x one",
-                two >= 1.7 * one,
-                ratio(two, one),
+                f"{name}: two worker processes deliver at least 1.7x one",
+                result["two"] >= 1.7 * result["one"],
+                ratio(result["two"], result["one"]),
             ),
             goal_line(
-                "Latency from commit to handled: median and p99 under 1 s",
-                p99 < 1.0,
-                f"median {format_time(median)}, p99 {format_time(p99)}",
+                f"{name}: latency from commit to handled, median and p99 under 1 s",
+                result["p99"] < 1.0,
+                f"median {format_time(result['median'])}, "
+                f"p99 {format_time(result['p99'])}",
             ),
+        ]
+    missing = (
+        []
+        if "PostgreSQL" in results
+        else ["PostgreSQL was not measured: its server binaries are not installed.", ""]
+    )
+    first = results["SQLite"]
+    return "\n".join(
+        [
+            "## Durable receivers",
+            "",
+            "SQLite is a file database in WAL mode; PostgreSQL a throwaway local "
+            "server with fsync on: commits are real, the outbox row is durable "
+            "when `commit()` returns. The sending transaction writes "
+            f"{ROWS} rows with model signals installed, then commits; the durable "
+            "contender also sends a custom signal to one durable receiver, which "
+            "writes one outbox row in that transaction; the on_commit contender "
+            "sends the same signal to a receiver connected with "
+            f"`on_commit=True`. Medians of {rounds} interleaved rounds.",
+            "",
+            *missing,
+            markdown_table(["Transaction", *results], send_rows),
+            "",
+            "Workers are `tocsin worker` processes (concurrency 1, default "
+            f"polling). Throughput: a backlog of {first['events']} events whose "
+            f"receiver waits {app.EXTERNAL_CALL * 1000:.0f} ms (an external "
+            "call), from the first delivery to the last. Latency: "
+            f"{first['count']} events committed one by one at 20/s to an idle "
+            "worker, from the outbox insert to the done mark.",
+            "",
+            markdown_table(
+                [
+                    "Database",
+                    "events/s, 1 worker",
+                    "events/s, 2 workers",
+                    "latency median",
+                    "latency p99",
+                ],
+                worker_rows,
+            ),
+            "",
+            *goals,
         ]
     )

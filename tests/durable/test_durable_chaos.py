@@ -20,10 +20,15 @@ from _processes import start_worker
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from tocsin.durable import status
+from tocsin.durable import Status, status
 
 TRANSACTIONS = 300
 ROLLED_BACK_EVERY = 5  # 20%
+DELAY = 0.02
+
+
+def _open(now: Status) -> int:
+    return now.pending + now.retrying + now.running
 
 
 def test_no_committed_event_is_lost_or_applied_twice_while_workers_are_killed(
@@ -32,7 +37,10 @@ def test_no_committed_event_is_lost_or_applied_twice_while_workers_are_killed(
     random.seed(9)
     committed: list[str] = []
     rolled_back: list[str] = []
-    workers = [start_worker(database_url, delay=0.03) for _ in range(2)]
+    # Receivers take 20 ms and transactions commit about as fast as two workers
+    # deliver them, so the workers are busy when they are killed.
+    workers = [start_worker(database_url, delay=DELAY) for _ in range(2)]
+    started = [time.monotonic()] * 2
     kills = 0
     producing = threading.Event()
     producing.set()
@@ -57,18 +65,19 @@ def test_no_committed_event_is_lost_or_applied_twice_while_workers_are_killed(
     producer = threading.Thread(target=produce)
     producer.start()
     try:
-        while producing.is_set() or kills < 3:
+        while producing.is_set() or kills < 4:
             time.sleep(random.uniform(1, 2))
-            victim = random.randrange(len(workers))
+            # The worker started first: the other may still be starting up.
+            victim = started.index(min(started))
             workers[victim].kill()
             workers[victim].communicate()
             kills += 1
-            workers[victim] = start_worker(database_url, delay=0.03)
+            workers[victim] = start_worker(database_url, delay=DELAY)
+            started[victim] = time.monotonic()
         producer.join()
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            now = status(_app.outbox)
-            if now.pending == now.retrying == now.running == 0:
+            if not _open(status(_app.outbox)):
                 break
             time.sleep(0.1)
     finally:

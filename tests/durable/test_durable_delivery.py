@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -13,7 +14,7 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
 from tocsin import durable
-from tocsin.durable import Event, Settings, Worker, delivery
+from tocsin.durable import Event, Policy, Settings, Worker, delivery
 from tocsin.transaction import unit_of_work
 
 
@@ -326,3 +327,36 @@ def test_the_worker_threads_deliver_what_commits_while_they_run(engine: Engine) 
     )
     status = durable.status(_app.outbox)
     assert (status.done, status.pending, status.running, status.dead) == (10, 0, 0, 0)
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_postgresql_wakes_an_idle_worker_at_the_commit_not_at_the_next_poll(
+    engine: Engine,
+) -> None:
+    with Worker(_app.outbox, Settings(poll_interval=60)) as worker:
+        assert worker.listening.wait(10)
+        time.sleep(0.1)  # the delivering thread has looked once, and sleeps
+        save_item(engine, "woken")
+        deadline = time.monotonic() + 20
+        while durable.status(_app.outbox).done < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert worker.stop(timeout=10)
+    assert [note for _, _, note in effects(engine)] == ["woken"]
+
+
+async def greet_later(sender: Any, order_id: int, event: Event, **kwargs: Any) -> None:
+    await asyncio.sleep(0)
+    event.session.add(_app.Effect(event_id=event.id, receiver="async", note="awaited"))
+
+
+def test_an_async_durable_receiver_is_awaited_by_the_worker(engine: Engine) -> None:
+    _app.order_placed.connect(greet_later, durable=Policy(queue="async"))
+    try:
+        with Session(engine) as session:
+            with unit_of_work(session):
+                _app.order_placed.send(sender="shop", order_id=3)
+            session.commit()
+        assert Worker(_app.outbox, Settings(queues=("async",))).run_once() == 1
+    finally:
+        _app.order_placed.disconnect(greet_later)
+    assert [(r, n) for _, r, n in effects(engine)] == [("async", "awaited")]

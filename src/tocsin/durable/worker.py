@@ -78,7 +78,8 @@ class Worker:
     def __init__(self, outbox: Outbox, settings: Settings | None = None) -> None:
         self.outbox = outbox
         self.settings = settings or Settings()
-        self.handled = 0
+        self.listening = threading.Event()
+        """Set while the PostgreSQL listener is subscribed (``LISTEN``)."""
         self._stop = threading.Event()
         self._wake = threading.Condition()
         self._threads: list[threading.Thread] = []
@@ -171,7 +172,6 @@ class Worker:
                 rows = self._claim()
                 for row in rows:
                     delivery.deliver(self.outbox, row)
-                    self.handled += 1
             except Exception as error:
                 # The database is unreachable or restarting: wait and retry;
                 # what this thread held comes back when its lease lapses.
@@ -190,10 +190,12 @@ class Worker:
                     connection = raw.driver_connection
                     connection.autocommit = True
                     connection.execute(f"LISTEN {CHANNEL}")
+                    self.listening.set()
                     while not self._stop.is_set():
                         for _ in connection.notifies(timeout=0.5, stop_after=1):
                             self.wake()
                 finally:
+                    self.listening.clear()
                     raw.invalidate()
             except Exception:
                 logger.exception("tocsin worker: LISTEN failed; polling only")
