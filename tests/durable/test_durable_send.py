@@ -218,3 +218,27 @@ def test_an_unflushed_instance_is_refused(engine: Engine) -> None:
         pytest.raises(PayloadError, match="no primary key yet"),
     ):
         _app.order_placed.send(sender="shop", order_id=_app.Item(name="new"))
+
+
+def audit_saves(sender: Any, **kwargs: Any) -> None:
+    pass
+
+
+def test_a_receiver_connected_for_two_matching_senders_gets_one_event_per_send(
+    engine: Engine,
+) -> None:
+    from tocsin.signals import post_save
+
+    post_save.connect(audit_saves, sender=_app.Item, durable=True)
+    post_save.connect(audit_saves, durable=True)
+    try:
+        with Session(engine) as session:
+            session.add(_app.Item(name="once"))
+            session.commit()
+    finally:
+        post_save.disconnect(audit_saves, sender=_app.Item)
+        post_save.disconnect(audit_saves)
+    assert sorted(row.receiver for row in rows(engine)) == [
+        "_app:record_item",
+        "test_durable_send:audit_saves",
+    ]

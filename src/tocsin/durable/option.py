@@ -134,11 +134,13 @@ class _DurableOption(_core.ConnectOption):
 
 class _Send(threading.local):
     # The durable receivers of one send share its event id and its payload:
-    # the core passes them the same ``named`` dict, held here while cached.
+    # the core passes them the same ``named`` dict, held here (with the
+    # names already written) until the next durable send of this thread.
     named: dict[str, Any] | None = None
     sender: Any = None
     event_id = ""
     text = ""
+    written: set[str]
 
 
 _last = _Send()
@@ -154,17 +156,17 @@ def enqueue(found: Binding, sender: Any, named: dict[str, Any]) -> None:
     session = _session_of(named, found)
     outbox = active_outbox()
     last = _last
-    if last.named is named and last.sender is sender:
-        event_id, text = last.event_id, last.text
-    else:
+    if last.named is not named or last.sender is not sender:
         text = payload.encode(sender, named, found.name)
-        event_id = str(uuid.uuid4())
-        last.named, last.sender, last.event_id, last.text = (
-            named,
-            sender,
-            event_id,
-            text,
-        )
+        last.named, last.sender, last.text = named, sender, text
+        last.event_id = str(uuid.uuid4())
+        last.written = set()
+    elif found.name in last.written:
+        # The same receiver connected for two senders that both match: one
+        # event per receiver and send, as its name is its identity.
+        return
+    last.written.add(found.name)
+    event_id, text = last.event_id, last.text
     now = time.time()
     session.connection().execute(
         insert(outbox.table).values(
