@@ -16,7 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from .. import transaction
@@ -168,20 +167,21 @@ def enqueue(found: Binding, sender: Any, named: dict[str, Any]) -> None:
     last.written.add(found.name)
     event_id, text = last.event_id, last.text
     now = time.time()
-    session.connection().execute(
-        insert(outbox.table).values(
-            event_id=event_id,
-            receiver=found.name,
-            queue=found.policy.queue,
-            payload=text,
-            state=PENDING,
-            attempts=0,
-            max_attempts=found.policy.max_attempts,
-            created_at=now,
-            available_at=now,
-        )
+    outbox.transport.write(
+        session,
+        outbox,
+        {
+            "event_id": event_id,
+            "receiver": found.name,
+            "queue": found.policy.queue,
+            "payload": text,
+            "state": PENDING,
+            "attempts": 0,
+            "max_attempts": found.policy.max_attempts,
+            "created_at": now,
+            "available_at": now,
+        },
     )
-    outbox.transport.announce(session, outbox, found.policy.queue)
 
 
 def _session_of(named: dict[str, Any], found: Binding) -> Session:

@@ -3,10 +3,11 @@
 The outbox is the source of truth whatever the transport: a send writes the
 rows, and the transport only carries the news. A transport
 
-- announces, inside the sending transaction, that a row was written
-  (:meth:`Transport.announce`): the embedded transport sends a PostgreSQL
-  ``NOTIFY``, which PostgreSQL delivers only if the transaction commits; a
-  broker transport would publish the row's id once the transaction commits;
+- writes each row in the sending transaction and announces it
+  (:meth:`Transport.write`): the embedded transport sends a PostgreSQL
+  ``NOTIFY`` with the transaction's first row, which PostgreSQL delivers only
+  if the transaction commits; a broker transport would publish the row's id
+  once the transaction commits;
 - serves events until told to stop (:meth:`Transport.serve`), delivering each
   with :func:`tocsin.durable.delivery.deliver`, which runs the receiver and
   marks the row done in one transaction.
@@ -20,7 +21,9 @@ from __future__ import annotations
 import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import insert
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -63,11 +66,13 @@ class Transport(ABC):
     .. versionadded:: 0.1
     """
 
-    def announce(self, session: Session, outbox: Outbox, queue: str) -> None:  # noqa: B027
-        """Called in the sending transaction after each outbox row is written.
+    def write(self, session: Session, outbox: Outbox, row: dict[str, Any]) -> None:
+        """Insert one outbox row on the connection of ``session``'s transaction.
 
-        The default does nothing: workers find the row when they next poll.
+        The default only inserts: workers find the row when they next poll.
+        Override it to also tell the consumers, in or after the transaction.
         """
+        session.connection().execute(insert(outbox.table), row)
 
     @abstractmethod
     def serve(self, outbox: Outbox, settings: Settings, stop: threading.Event) -> None:
