@@ -360,3 +360,74 @@ def test_an_async_durable_receiver_is_awaited_by_the_worker(engine: Engine) -> N
     finally:
         _app.order_placed.disconnect(greet_later)
     assert [(r, n) for _, r, n in effects(engine)] == [("async", "awaited")]
+
+
+def test_claimed_rows_that_were_not_started_can_be_given_back(engine: Engine) -> None:
+    for n in range(3):
+        save_item(engine, f"r{n}")
+    rows = delivery.claim(_app.outbox, "worker-a", lease=30, limit=3)
+    assert len(rows) == 3
+    assert delivery.release(_app.outbox, rows[1:]) == 2
+    assert [(r.state, r.attempts) for r in outbox_rows(engine)] == [
+        ("running", 1),
+        ("pending", 0),
+        ("pending", 0),
+    ]
+    assert [
+        r.id for r in delivery.claim(_app.outbox, "worker-b", lease=30, limit=5)
+    ] == [
+        rows[1].id,
+        rows[2].id,
+    ]
+
+
+def test_a_stopping_worker_gives_back_the_prefetched_events_it_did_not_start(
+    engine: Engine,
+) -> None:
+    for n in range(3):
+        save_item(engine, f"p{n}")
+    worker = Worker(_app.outbox, Settings(prefetch=3, poll_interval=0.05))
+    stopping: list[threading.Thread] = []
+
+    def stop_during_the_first(event: Event, **named: Any) -> None:
+        if not stopping:
+            stopper = threading.Thread(target=worker.stop)
+            stopper.start()
+            stopping.append(stopper)
+            time.sleep(0.1)  # stop() has set the flag
+
+    _app.hook = stop_during_the_first
+    worker.start()
+    deadline = time.monotonic() + 20
+    while not stopping and time.monotonic() < deadline:
+        time.sleep(0.01)
+    stopping[0].join(20)
+    assert [(r.state, r.attempts) for r in outbox_rows(engine)] == [
+        ("done", 1),
+        ("pending", 0),
+        ("pending", 0),
+    ]
+
+
+def test_a_prefetched_event_whose_lease_lapsed_in_hand_is_left_to_the_next_claim(
+    engine: Engine,
+) -> None:
+    save_item(engine, "slow")
+    save_item(engine, "waited")
+
+    def slow_first(event: Event, instance: Any = None, **named: Any) -> None:
+        if instance is not None and instance.name == "slow":
+            time.sleep(0.35)
+
+    _app.hook = slow_first
+    with Worker(_app.outbox, Settings(prefetch=2, lease=0.3, poll_interval=0.05)):
+        deadline = time.monotonic() + 20
+        while durable.status(_app.outbox).done < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    # "waited" was not run in the hand where its lease lapsed: the next claim
+    # took it, as attempt 2, and it ran once.
+    assert [(r.state, r.attempts) for r in outbox_rows(engine)] == [
+        ("done", 1),
+        ("done", 2),
+    ]
+    assert sorted(note for _, _, note in effects(engine)) == ["slow", "waited"]

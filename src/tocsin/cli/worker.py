@@ -50,6 +50,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "over; longer than the slowest receiver (default 60)",
     )
     parser.add_argument(
+        "--prefetch",
+        type=int,
+        default=1,
+        help="events each thread claims at once (default 1)",
+    )
+    parser.add_argument(
         "--poll",
         type=float,
         default=0.5,
@@ -70,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
             concurrency=args.concurrency,
             lease=args.lease,
             poll_interval=args.poll,
+            prefetch=args.prefetch,
         )
     except ValueError as error:
         raise CommandError(str(error)) from None

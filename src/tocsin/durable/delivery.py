@@ -32,7 +32,7 @@ from .option import binding
 from .outbox import DEAD, DONE, PENDING, RUNNING, Outbox
 from .policy import Policy
 
-__all__ = ["EVENT_KEY", "Claimed", "claim", "deliver", "retire_expired"]
+__all__ = ["EVENT_KEY", "Claimed", "claim", "deliver", "release", "retire_expired"]
 
 #: ``event.session.info[EVENT_KEY]`` is the event being delivered, for
 #: session listeners that must tell a worker's transaction from others.
@@ -54,6 +54,7 @@ class Claimed:
     max_attempts: int
     created_at: float
     owner: str
+    lease_expires_at: float
 
 
 def new_owner() -> str:
@@ -116,7 +117,36 @@ def claim(
     )
     with outbox.require_engine().begin() as connection:
         rows = connection.execute(statement).all()
-    return [Claimed(**row._asdict(), owner=owner) for row in rows]
+    return [
+        Claimed(**row._asdict(), owner=owner, lease_expires_at=now + lease)
+        for row in rows
+    ]
+
+
+def release(outbox: Outbox, rows: Sequence[Claimed]) -> int:
+    """Give back claimed rows that were not started; returns how many.
+
+    Their attempt is not counted, and another worker may take them at once.
+    """
+    if not rows:
+        return 0
+    c = outbox.table.c
+    with outbox.require_engine().begin() as connection:
+        result = connection.execute(
+            update(outbox.table)
+            .where(
+                c.id.in_([row.id for row in rows]),
+                c.lease_owner == rows[0].owner,
+                c.state == RUNNING,
+            )
+            .values(
+                state=PENDING,
+                attempts=c.attempts - 1,
+                lease_owner=None,
+                lease_expires_at=None,
+            )
+        )
+        return int(result.rowcount)
 
 
 def retire_expired(outbox: Outbox) -> int:

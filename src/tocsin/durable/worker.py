@@ -174,7 +174,19 @@ class Worker:
             delivery.new_owner(),
             lease=self.settings.lease,
             queues=self.settings.queues,
+            limit=self.settings.prefetch,
         )
+
+    def _deliver(self, rows: list[delivery.Claimed]) -> None:
+        for index, row in enumerate(rows):
+            if self._stop.is_set():
+                delivery.release(self.outbox, rows[index:])
+                return
+            if time.time() > row.lease_expires_at - self.settings.lease / 10:
+                # Its lease (nearly) lapsed while earlier events ran: leave it
+                # to whoever takes it next rather than race them.
+                continue
+            delivery.deliver(self.outbox, row)
 
     def _run(self) -> None:
         last_sweep = 0.0
@@ -184,8 +196,7 @@ class Worker:
                     last_sweep = time.monotonic()
                     delivery.retire_expired(self.outbox)
                 rows = self._claim()
-                for row in rows:
-                    delivery.deliver(self.outbox, row)
+                self._deliver(rows)
             except Exception as error:
                 # The database is unreachable or restarting: wait and retry;
                 # what this thread held comes back when its lease lapses.
