@@ -28,7 +28,7 @@ from sqlalchemy import and_, or_, select, update
 
 from . import payload
 from .event import Event
-from .option import binding
+from .option import Binding, binding
 from .outbox import DEAD, DONE, PENDING, RUNNING, Outbox
 from .policy import Policy
 
@@ -233,7 +233,7 @@ def deliver(outbox: Outbox, row: Claimed) -> str:
                 return _fail(outbox, row, str(error), dead=True)
             except Exception as error:
                 session.rollback()
-                return _fail(outbox, row, _format(error), dead=False, policy=found)
+                return _fail(outbox, row, _format(error), dead=False, found=found)
     finally:
         session.close()
 
@@ -283,11 +283,16 @@ def _finish(
 
 
 def _fail(
-    outbox: Outbox, row: Claimed, error: str, *, dead: bool, policy: Any = None
+    outbox: Outbox,
+    row: Claimed,
+    error: str,
+    *,
+    dead: bool,
+    found: Binding | None = None,
 ) -> str:
     now = time.time()
     last = dead or row.attempts >= row.max_attempts
-    rule: Policy = policy.policy if policy is not None else Policy()
+    rule = found.policy if found is not None else Policy()
     delay = 0.0 if last else max(0.0, float(rule.backoff(row.attempts)))
     c = outbox.table.c
     with outbox.require_engine().begin() as connection:
