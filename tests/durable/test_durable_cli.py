@@ -106,7 +106,14 @@ def test_outbox_replay_of_one_row_then_of_all(
             "is <class '_app.Item'>, not a tocsin Outbox",
         ),
         (["outbox", "status", "--database", "not a url"], "--database not a url"),
-        (["worker", "-A", "_app", "-c", "0"], "concurrency must be at least 1"),
+        (
+            ["worker", "-A", "_app", "-c", "0"],
+            "concurrency and prefetch must be at least 1, not 0 and 1",
+        ),
+        (
+            ["worker", "-A", "_app", "--prefetch", "0"],
+            "concurrency and prefetch must be at least 1, not 1 and 0",
+        ),
         (
             ["worker", "-A", "_app", "--lease", "0"],
             "lease and poll_interval are positive",
