@@ -242,3 +242,31 @@ def test_a_receiver_connected_for_two_matching_senders_gets_one_event_per_send(
         "_app:record_item",
         "test_durable_send:audit_saves",
     ]
+
+
+def test_an_async_session_writes_the_event_in_its_transaction(
+    engine: Engine, database_url: str
+) -> None:
+    import asyncio
+
+    from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+
+    async def save(name: str, commit: bool) -> None:
+        url = database_url.replace("sqlite://", "sqlite+aiosqlite://")
+        async_engine = create_async_engine(url)
+        try:
+            async with AsyncSession(async_engine) as session:
+                session.add(_app.Item(name=name))
+                await session.flush()
+                await (session.commit() if commit else session.rollback())
+        finally:
+            await async_engine.dispose()
+
+    asyncio.run(save("kept", commit=True))
+    asyncio.run(save("dropped", commit=False))
+    (row,) = rows(engine)
+    assert row.receiver == "_app:record_item"
+    assert json.loads(row.payload)["args"]["instance"] == {
+        "$model": "_app:Item",
+        "pk": [1],
+    }
