@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-SECTIONS = ("core", "sqlalchemy", "web")
+SECTIONS = ("core", "sqlalchemy", "web", "durable")
 OUTPUT = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 PEERS = (
     "tocsin",

@@ -5,7 +5,9 @@ Layers, lowest first:
 0. core: ``tocsin`` and its private modules ``tocsin._*`` (standard library only);
 1. catalog: ``tocsin.signals`` (declarations);
 2. emitters and glue: ``tocsin.apps``, ``tocsin.transaction``, ``tocsin.auth``,
-   ``tocsin.testing`` and its ``tocsin.pytest_plugin``, ``tocsin.integrations``.
+   ``tocsin.testing`` and its ``tocsin.pytest_plugin``, ``tocsin.integrations``;
+3. delivery and insight: ``tocsin.durable``, the ``tocsin`` command
+   (``tocsin.cli``, ``tocsin.__main__``).
 
 The imports are read from the source (``ast``), wherever they are, inside
 functions too, so that a lazy upward import is caught as well; only imports
@@ -27,8 +29,14 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parent.parent / "src"
-CORE, CATALOG, GLUE = 0, 1, 2
-LAYER_NAMES = {CORE: "core", CATALOG: "catalog", GLUE: "emitters and glue"}
+CORE, CATALOG, GLUE, DELIVERY = 0, 1, 2, 3
+LAYER_NAMES = {
+    CORE: "core",
+    CATALOG: "catalog",
+    GLUE: "emitters and glue",
+    DELIVERY: "delivery and insight",
+}
+DELIVERY_PACKAGES = ("tocsin.durable", "tocsin.cli", "tocsin.__main__")
 GLUE_PACKAGES = (
     "tocsin.apps",
     "tocsin.transaction",
@@ -54,6 +62,8 @@ MODULES = module_files()
 
 def layer(module: str) -> int:
     """The layer of a tocsin module; an unknown module fails the test."""
+    if any(module == p or module.startswith(p + ".") for p in DELIVERY_PACKAGES):
+        return DELIVERY
     if module == "tocsin" or (module.startswith("tocsin._") and module.count(".") == 1):
         return CORE
     if module == "tocsin.signals":

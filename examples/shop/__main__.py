@@ -19,14 +19,17 @@ from typing import Any
 
 import httpx
 import uvicorn
+from sqlalchemy import create_engine
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
+from tocsin import durable
 from tocsin import signals as catalog
 from tocsin.apps import apps
+from tocsin.durable import Settings, Worker
 from tocsin.integrations import sqlalchemy as model_signals
 
 from . import mailer, timeline
-from .models import Base
+from .models import Base, outbox
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,6 +50,13 @@ def main(argv: list[str] | None = None) -> int:
     apps.populate(["examples.shop"])
     asyncio.run(_create_tables(engine))
     from .signals import order_completed  # connected by ready() already
+
+    # The worker that delivers durable receivers (the welcome email), as a
+    # thread of this process; in production a process of its own:
+    # `tocsin worker -A examples.shop.signals --database sqlite:///shop.db`.
+    outbox.bind(create_engine(f"sqlite:///{database}"))
+    worker = Worker(outbox, Settings(poll_interval=0.05))
+    worker.start()
 
     timeline.mark_commits()
     timeline.trace(
@@ -92,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+        worker.stop(timeout=10)
     return 0
 
 
@@ -151,6 +162,7 @@ def _drive(url: str) -> None:
             response = client.post(path, json=body, headers=headers)
             if not timeline.request_done.wait(timeout=10):
                 raise RuntimeError(f"request_finished was not sent for {path}")
+            _delivered()
             token = response.json().get("token", token)
             shown = {
                 k: "(not shown)" if k == "password" else v for k, v in body.items()
@@ -162,11 +174,23 @@ def _drive(url: str) -> None:
         print(f"  to {to}: {text}")
 
 
+def _delivered() -> None:
+    """Wait until the worker has delivered the events of the request."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        status = durable.status(outbox)
+        if status.pending == status.retrying == status.running == 0:
+            return
+        time.sleep(0.02)
+    raise RuntimeError(f"the worker did not deliver the durable events: {status}")
+
+
 def _follow(thread: threading.Thread) -> None:
     try:
         while thread.is_alive():
             if timeline.request_done.wait(timeout=0.2):
                 timeline.request_done.clear()
+                _delivered()
                 print("\n".join(timeline.entries) + "\n", flush=True)
                 timeline.entries.clear()
     except KeyboardInterrupt:

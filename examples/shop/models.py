@@ -1,9 +1,12 @@
-"""The shop's tables. Nothing here knows about signals."""
+"""The shop's tables. Nothing here knows about signals, except the outbox of
+the durable receivers, which is a table of this database like the others."""
 
 from __future__ import annotations
 
 from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from tocsin.durable import Outbox
 
 
 class Base(DeclarativeBase):
@@ -55,3 +58,8 @@ class AuditEntry(Base):
 
     def __repr__(self) -> str:
         return f"AuditEntry({self.event})"
+
+
+# Durable receivers (signals.py) write their events to this table in the
+# sending transaction; a worker delivers them after the commit.
+outbox = Outbox(Base.metadata)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tocsin import Signal, receiver
+from tocsin.durable import Event
 from tocsin.signals import (
     post_save,
     user_logged_in,
@@ -38,14 +39,29 @@ def create_profile(
         did(f"create_profile: added Profile({name!r}) to the same transaction")
 
 
-@receiver(post_save, sender=User, on_commit=True, dispatch_uid="shop.welcome_email")
+@receiver(post_save, sender=User, durable=True, dispatch_uid="shop.welcome_email")
 def send_welcome_email(
-    sender: type[User], instance: User, created: bool, **kwargs: Any
+    sender: type[User],
+    instance: User | None,
+    created: bool,
+    event: Event,
+    **kwargs: Any,
 ) -> None:
-    """Mail new users, but only once their account is committed."""
-    if created:
-        mailer.send(instance.email, "Welcome to the shop!")
-        did(f"send_welcome_email (after commit): mailed {instance.email}")
+    """Mail new users from a worker, once their account is committed.
+
+    The event was written in the signup's transaction: a crash after the
+    commit delays the email, it never loses it.
+    """
+    if created and instance is not None:
+        mailer.send(
+            instance.email,
+            "Welcome to the shop!",
+            idempotency_key=event.idempotency_key,
+        )
+        did(
+            f"send_welcome_email (worker, attempt {event.attempt}): "
+            f"mailed {instance.email}"
+        )
 
 
 @receiver(order_completed)

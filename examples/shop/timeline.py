@@ -49,9 +49,12 @@ def mark_commits() -> None:
     from sqlalchemy import event
     from sqlalchemy.orm import Session
 
+    from tocsin.durable.delivery import EVENT_KEY
+
     @event.listens_for(Session, "after_commit")
     def _committed(session: Session) -> None:
-        entries.append("  == COMMIT")
+        worker = " (the worker's transaction)" if EVENT_KEY in session.info else ""
+        entries.append(f"  == COMMIT{worker}")
 
 
 def trace(*signals: Signal) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Hashable
     from typing import Any
 
     from ._signal import Signal
@@ -34,11 +34,19 @@ class ConnectOption:
 
     name: str
 
-    def validate(self, value: Any, receiver: Callable[..., Any]) -> Any:
+    def validate(
+        self,
+        value: Any,
+        receiver: Callable[..., Any],
+        *,
+        signal: Signal,
+        dispatch_uid: Hashable | None,
+    ) -> Any:
         """Return the value to store, or ``None`` to ignore the option.
 
-        Raise ``TypeError`` or ``ValueError`` with a message that names the
-        fix; the connection is then not made.
+        Called at ``connect()``, with the signal and the ``dispatch_uid`` of
+        the connection. Raise ``TypeError`` or ``ValueError`` with a message
+        that names the fix; the connection is then not made.
         """
         return value
 
@@ -75,15 +83,23 @@ def handler(name: str) -> ConnectOption:
         raise TypeError(
             f"Signal.connect() got an unexpected keyword argument {name!r}. "
             "If it is a connect option of a tocsin module (on_commit= is "
-            "tocsin.transaction's), import that module before connecting."
+            "tocsin.transaction's, durable= is tocsin.durable's), import that "
+            "module before connecting."
         ) from None
 
 
-def validate(options: dict[str, Any], receiver: Callable[..., Any]) -> dict[str, Any]:
+def validate(
+    options: dict[str, Any],
+    receiver: Callable[..., Any],
+    signal: Signal,
+    dispatch_uid: Hashable | None,
+) -> dict[str, Any]:
     """The options to store for ``receiver``, each checked by its handler."""
     stored = {}
     for name, value in options.items():
-        value = handler(name).validate(value, receiver)
+        value = handler(name).validate(
+            value, receiver, signal=signal, dispatch_uid=dispatch_uid
+        )
         if value is not None:
             stored[name] = value
     return stored

@@ -209,7 +209,11 @@ class Signal:
             raise TypeError(
                 f"priority must be a number (higher runs first), not {priority!r}."
             )
-        stored_options = _options.validate(options, receiver) if options else None
+        stored_options = (
+            _options.validate(options, receiver, self, dispatch_uid)
+            if options
+            else None
+        )
         if weak and transient:
             warnings.warn(
                 f"The receiver {_refs.describe(receiver)} is a lambda or a local "

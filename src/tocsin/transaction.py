@@ -30,7 +30,7 @@ import contextvars
 import functools
 import inspect
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol, runtime_checkable
 
@@ -320,7 +320,14 @@ class _OnCommitOption(_options.ConnectOption):
 
     name = "on_commit"
 
-    def validate(self, value: Any, receiver: Callable[..., Any]) -> Any:
+    def validate(
+        self,
+        value: Any,
+        receiver: Callable[..., Any],
+        *,
+        signal: Signal,
+        dispatch_uid: Hashable | None,
+    ) -> Any:
         if value is False or value is None:
             return None
         if value is True or (isinstance(value, str) and value == "robust"):

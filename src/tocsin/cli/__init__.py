@@ -1,0 +1,59 @@
+"""The ``tocsin`` command (also ``python -m tocsin``).
+
+Each subcommand is a module of this package with a ``NAME``, a ``HELP`` line,
+``configure(parser)`` to add its arguments and ``run(args) -> int``; list it
+in :data:`SUBCOMMANDS`. A module imports its dependencies inside ``run``, so
+that ``tocsin --help`` works with none of the extras installed.
+
+.. versionadded:: 0.1
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["SUBCOMMANDS", "CommandError", "main"]
+
+#: The modules of the subcommands, in the order ``tocsin --help`` lists them.
+SUBCOMMANDS = ["tocsin.cli.worker", "tocsin.cli.outbox"]
+
+
+class CommandError(Exception):
+    """A user error: printed as ``tocsin <command>: error: ...``, exit status 2.
+
+    .. versionadded:: 0.1
+    """
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tocsin", description="tocsin's command line: run workers, inspect them."
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for path in SUBCOMMANDS:
+        module: Any = importlib.import_module(path)
+        sub = commands.add_parser(
+            module.NAME, help=module.HELP, description=module.__doc__
+        )
+        module.configure(sub)
+        sub.set_defaults(_run=module.run, _parser=sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``tocsin`` with ``argv`` (default: the process's); return the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        status: int = args._run(args)
+    except CommandError as error:
+        args._parser.error(str(error))  # exits with status 2
+    return status
+
+
+def entry_point() -> None:  # pragma: no cover - the installed script
+    sys.exit(main())

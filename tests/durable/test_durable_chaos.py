@@ -1,0 +1,111 @@
+"""Chaos: worker processes killed with SIGKILL while transactions commit and roll back.
+
+300 transactions save an Item each (one in five rolls back); two worker
+processes deliver the durable receiver, which writes an Effect through
+``event.session``; every 1 to 2 seconds one of them is killed with SIGKILL
+and a new one started. At the end every committed event was handled exactly
+once, no rolled-back one was, and the kills did interrupt deliveries.
+"""
+
+from __future__ import annotations
+
+import collections
+import random
+import subprocess
+import threading
+import time
+
+import _app
+from _processes import start_worker
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+from tocsin.durable import Status, status
+
+TRANSACTIONS = 300
+ROLLED_BACK_EVERY = 5  # 20%
+DELAY = 0.02
+
+
+def _open(now: Status) -> int:
+    return now.pending + now.retrying + now.running
+
+
+def test_no_committed_event_is_lost_or_applied_twice_while_workers_are_killed(
+    engine: Engine, database_url: str
+) -> None:
+    random.seed(9)
+    committed: list[str] = []
+    rolled_back: list[str] = []
+    # Receivers take 20 ms and transactions commit about as fast as two workers
+    # deliver them, so the workers are busy when they are killed.
+    workers = [start_worker(database_url, delay=DELAY) for _ in range(2)]
+    started = [time.monotonic()] * 2
+    kills = 0
+    producing = threading.Event()
+    producing.set()
+
+    def produce() -> None:
+        try:
+            for n in range(TRANSACTIONS):
+                name = f"t{n}"
+                with Session(engine) as session:
+                    session.add(_app.Item(name=name))
+                    session.flush()  # the outbox row is written here
+                    if n % ROLLED_BACK_EVERY == 0:
+                        session.rollback()
+                        rolled_back.append(name)
+                    else:
+                        session.commit()
+                        committed.append(name)
+                time.sleep(0.005)
+        finally:
+            producing.clear()
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    try:
+        while producing.is_set() or kills < 4:
+            time.sleep(random.uniform(1, 2))
+            # The worker started first: the other may still be starting up.
+            victim = started.index(min(started))
+            workers[victim].kill()
+            workers[victim].communicate()
+            kills += 1
+            workers[victim] = start_worker(database_url, delay=DELAY)
+            started[victim] = time.monotonic()
+        producer.join()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if not _open(status(_app.outbox)):
+                break
+            time.sleep(0.1)
+    finally:
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            try:
+                worker.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.communicate()
+        producer.join()
+
+    with Session(engine) as session:
+        handled = collections.Counter(
+            session.scalars(
+                select(_app.Effect.note).where(_app.Effect.receiver == "record_item")
+            )
+        )
+        table = _app.outbox.table
+        events, attempts = session.execute(
+            select(func.count(), func.sum(table.c.attempts))
+        ).one()
+    assert len(committed) == TRANSACTIONS - TRANSACTIONS // ROLLED_BACK_EVERY
+    assert set(handled) == set(committed)  # none lost, none from a rollback
+    assert set(handled.values()) == {1}  # one database effect per event
+    assert events == len(committed)
+    assert attempts > events, "no kill interrupted a delivery: the run proved nothing"
+    final = status(_app.outbox)
+    assert (final.pending, final.retrying, final.running, final.dead) == (0, 0, 0, 0)
+    assert final.done == len(committed)
