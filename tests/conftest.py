@@ -6,24 +6,13 @@ tests that need it are skipped with the reason.
 
 from __future__ import annotations
 
-import glob
-import os
-import shutil
-import subprocess
-import tempfile
 from collections.abc import Iterator
+from contextlib import ExitStack
 
 import pytest
+from benchmarks._postgres import PostgresUnavailable, throwaway_postgres
 
-from support import free_port, server_unavailable
-
-
-def _postgres_bin() -> str | None:
-    for candidate in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True):
-        if os.path.exists(os.path.join(candidate, "pg_ctl")):
-            return candidate
-    found = shutil.which("pg_ctl")
-    return os.path.dirname(found) if found else None
+from support import server_unavailable
 
 
 @pytest.fixture(scope="session")
@@ -33,30 +22,9 @@ def postgres_url() -> Iterator[str]:
     Yields a SQLAlchemy URL (psycopg driver). The binaries come from the
     Debian package ``postgresql``, which ``.ci/run`` installs when absent.
     """
-    bindir = _postgres_bin()
-    if bindir is None:
-        server_unavailable("PostgreSQL binaries not found (apt-get install postgresql)")
-    workdir = tempfile.mkdtemp(prefix="tocsin-pg-")
-    run_as: list[str] = []
-    if os.geteuid() == 0:  # initdb refuses to run as root
-        shutil.chown(workdir, user="postgres")
-        run_as = ["runuser", "-u", "postgres", "--"]
-    data = os.path.join(workdir, "data")
-    port = free_port()
-    subprocess.run(
-        [*run_as, f"{bindir}/initdb", "-D", data, "-A", "trust", "-U", "postgres"],
-        check=True,
-        capture_output=True,
-    )
-    options = f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off"
-    pg_ctl = [*run_as, f"{bindir}/pg_ctl", "-D", data]
-    subprocess.run(
-        [*pg_ctl, "-o", options, "-l", f"{workdir}/log", "-w", "start"],
-        check=True,
-        capture_output=True,
-    )
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run([*pg_ctl, "-m", "immediate", "-w", "stop"], capture_output=True)
-        shutil.rmtree(workdir, ignore_errors=True)
+    with ExitStack() as stack:
+        try:
+            url = stack.enter_context(throwaway_postgres())
+        except PostgresUnavailable as error:
+            server_unavailable(str(error))
+        yield url

@@ -1,0 +1,227 @@
+"""A real service with and without tocsin: what the whole stack pays.
+
+The service of :mod:`benchmarks.service` (FastAPI, SQLAlchemy ``AsyncSession``)
+runs in two uvicorn subprocesses on 127.0.0.1, one with tocsin and one doing
+the same work by hand, on PostgreSQL (asyncpg) and on SQLite (aiosqlite). Each
+round sends the same mix of requests to each, in turn (the order rotates
+from round to round), and times it: signups (one in six a duplicate email,
+rolled back), logins (two in five failing, audited) and orders (one in four
+over the limit, rolled back).
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+from contextlib import ExitStack
+from pathlib import Path
+
+import httpx
+
+from ._harness import goal_line, markdown_table
+from ._postgres import throwaway_postgres
+from .service.load import SeededUser, Server, drive, mixed_steps, seed_users, serve
+
+GOAL = 0.95  # requests per second with tocsin / by hand, on PostgreSQL, at least
+VARIANTS = ("by hand", "tocsin")
+
+
+def measure_service(
+    database_urls: dict[str, str],
+    *,
+    requests: int,
+    concurrency: int,
+    rounds: int,
+    workdir: Path,
+) -> dict[str, dict[str, list[float]]]:
+    """Requests per second of each variant in each round, per database.
+
+    ``database_urls`` maps a database's name to one async URL per variant
+    (``{"PostgreSQL": {"by hand": url, "tocsin": url}}``).
+
+    Raises:
+        RuntimeError: A request got an unexpected status, or the two
+            variants did not do the same work.
+    """
+    results: dict[str, dict[str, list[float]]] = {}
+    for database, urls in database_urls.items():
+        with ExitStack() as stack:
+            servers: dict[str, Server] = {}
+            users: dict[str, list[SeededUser]] = {}
+            for variant in VARIANTS:
+                servers[variant] = stack.enter_context(
+                    serve(
+                        urls[variant],
+                        with_tocsin=variant == "tocsin",
+                        log=workdir / f"{database}-{variant}.log",
+                    )
+                )
+                users[variant] = seed_users(servers[variant].url, _slug(variant), 50)
+                # Warm up: connections, prepared statements, caches.
+                _run(
+                    variant,
+                    servers[variant],
+                    "warm",
+                    requests // 5,
+                    concurrency,
+                    users[variant],
+                )
+            per_second: dict[str, list[float]] = {variant: [] for variant in VARIANTS}
+            for round_index in range(rounds):
+                order = VARIANTS if round_index % 2 == 0 else VARIANTS[::-1]
+                for variant in order:
+                    per_second[variant].append(
+                        _run(
+                            variant,
+                            servers[variant],
+                            f"r{round_index}",
+                            requests,
+                            concurrency,
+                            users[variant],
+                        )
+                    )
+            _check_same_work(servers)
+            results[database] = per_second
+    return results
+
+
+def _slug(variant: str) -> str:
+    return variant.replace(" ", "-")
+
+
+def _run(
+    variant: str,
+    server: Server,
+    run: str,
+    requests: int,
+    concurrency: int,
+    users: list[SeededUser],
+) -> float:
+    load = drive(
+        server.url,
+        mixed_steps(f"{_slug(variant)}-{run}", requests, users),
+        concurrency=concurrency,
+        timeout=600,
+    )
+    if load.unexpected():
+        raise RuntimeError(
+            f"{server.url}: unexpected statuses {load.unexpected()} (log: {server.log})"
+        )
+    return load.per_second
+
+
+def _check_same_work(servers: dict[str, Server]) -> None:
+    done = {}
+    for variant, server in servers.items():
+        outbox = httpx.get(f"{server.url}/_outbox", timeout=30).json()
+        done[variant] = (
+            len(outbox["emails"]),
+            len(outbox["fulfilments"]),
+            sum(outbox["started"].values()),
+            sum(outbox["finished"].values()),
+        )
+    if len(set(done.values())) != 1:
+        raise RuntimeError(
+            "the two variants did not do the same work (emails, fulfilments, "
+            f"requests started, finished): {done}"
+        )
+
+
+def run(quick: bool) -> str:
+    requests = 600 if quick else 3000
+    concurrency = 100
+    rounds = 1 if quick else 5
+    with (
+        tempfile.TemporaryDirectory(prefix="tocsin-service-") as workdir,
+        throwaway_postgres("max_connections=200") as postgres,
+    ):
+        asyncpg = postgres.replace("+psycopg", "+asyncpg")
+        results = measure_service(
+            {
+                "PostgreSQL": dict.fromkeys(VARIANTS, asyncpg),
+                "SQLite": {
+                    variant: f"sqlite+aiosqlite:///{workdir}/{_slug(variant)}.db"
+                    for variant in VARIANTS
+                },
+            },
+            requests=requests,
+            concurrency=concurrency,
+            rounds=rounds,
+            workdir=Path(workdir),
+        )
+    return report(results, requests=requests, concurrency=concurrency, rounds=rounds)
+
+
+def kept(per_second: dict[str, list[float]]) -> float:
+    """Median over the rounds of (tocsin / by hand) in the same round."""
+    return statistics.median(
+        tocsin / by_hand
+        for tocsin, by_hand in zip(
+            per_second["tocsin"], per_second["by hand"], strict=True
+        )
+    )
+
+
+def report(
+    results: dict[str, dict[str, list[float]]],
+    *,
+    requests: int,
+    concurrency: int,
+    rounds: int,
+) -> str:
+    rows = []
+    for database, per_second in results.items():
+        rows.append(
+            [
+                database,
+                f"{statistics.median(per_second['by hand']):,.0f}",
+                f"{statistics.median(per_second['tocsin']):,.0f}",
+                f"{kept(per_second):.3f}x",
+                ", ".join(
+                    f"{t / h:.2f}"
+                    for t, h in zip(
+                        per_second["tocsin"], per_second["by hand"], strict=True
+                    )
+                ),
+            ]
+        )
+    table = markdown_table(
+        [
+            "database",
+            "by hand, requests/s",
+            "tocsin, requests/s",
+            "tocsin / by hand",
+            "each round",
+        ],
+        rows,
+    )
+    postgres = kept(results["PostgreSQL"])
+    return "\n".join(
+        [
+            "## A service: FastAPI + SQLAlchemy AsyncSession, with and without tocsin",
+            "",
+            "The service of `benchmarks/service/` served by uvicorn in a "
+            "subprocess on 127.0.0.1, once with tocsin (`install()`, "
+            "`RequestSignalsMiddleware`, receivers: the Profile on `post_save`, "
+            "the welcome email and the order fulfilment `on_commit=True`, the "
+            "login audit on `user_login_failed`) and once doing the same work "
+            "by hand in its handlers. Each round sends "
+            f"{requests:,} requests at concurrency {concurrency} to each "
+            "variant in turn (signups, a sixth of them duplicates that roll "
+            "back; logins, two in five failing; orders, one in four rolled "
+            f"back), {rounds} rounds. Requests per second are medians over the "
+            "rounds; *tocsin / by hand* is the median of the rounds' ratios. "
+            "The client, the server and the database share this machine's "
+            "CPUs. Run this section alone with `make bench ARGS='--only service'`.",
+            "",
+            table,
+            "",
+            goal_line(
+                f"with tocsin the service keeps >= {GOAL:.2f}x of its requests "
+                "per second on PostgreSQL",
+                postgres >= GOAL,
+                f"{postgres:.3f}x",
+            ),
+            "",
+        ]
+    )
