@@ -11,14 +11,16 @@ over the limit, rolled back).
 
 from __future__ import annotations
 
+import os
 import statistics
 import tempfile
 from contextlib import ExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
-from ._harness import goal_line, markdown_table
+from ._harness import format_time, goal_line, markdown_table
 from ._postgres import throwaway_postgres
 from .service.load import SeededUser, Server, drive, mixed_steps, seed_users, serve
 
@@ -26,15 +28,27 @@ GOAL = 0.95  # requests per second with tocsin / by hand, on PostgreSQL, at leas
 VARIANTS = ("by hand", "tocsin")
 
 
+@dataclass
+class Rounds:
+    """Per variant, one figure per round."""
+
+    per_second: dict[str, list[float]] = field(
+        default_factory=lambda: {variant: [] for variant in VARIANTS}
+    )
+    cpu_per_request: dict[str, list[float]] = field(
+        default_factory=lambda: {variant: [] for variant in VARIANTS}
+    )
+
+
 def measure_service(
-    database_urls: dict[str, str],
+    database_urls: dict[str, dict[str, str]],
     *,
     requests: int,
     concurrency: int,
     rounds: int,
     workdir: Path,
-) -> dict[str, dict[str, list[float]]]:
-    """Requests per second of each variant in each round, per database.
+) -> dict[str, Rounds]:
+    """Requests per second and server CPU per request, per round, per database.
 
     ``database_urls`` maps a database's name to one async URL per variant
     (``{"PostgreSQL": {"by hand": url, "tocsin": url}}``).
@@ -43,7 +57,7 @@ def measure_service(
         RuntimeError: A request got an unexpected status, or the two
             variants did not do the same work.
     """
-    results: dict[str, dict[str, list[float]]] = {}
+    results: dict[str, Rounds] = {}
     for database, urls in database_urls.items():
         with ExitStack() as stack:
             servers: dict[str, Server] = {}
@@ -66,22 +80,22 @@ def measure_service(
                     concurrency,
                     users[variant],
                 )
-            per_second: dict[str, list[float]] = {variant: [] for variant in VARIANTS}
+            figures = Rounds()
             for round_index in range(rounds):
                 order = VARIANTS if round_index % 2 == 0 else VARIANTS[::-1]
                 for variant in order:
-                    per_second[variant].append(
-                        _run(
-                            variant,
-                            servers[variant],
-                            f"r{round_index}",
-                            requests,
-                            concurrency,
-                            users[variant],
-                        )
+                    per_second, cpu = _run(
+                        variant,
+                        servers[variant],
+                        f"r{round_index}",
+                        requests,
+                        concurrency,
+                        users[variant],
                     )
+                    figures.per_second[variant].append(per_second)
+                    figures.cpu_per_request[variant].append(cpu)
             _check_same_work(servers)
-            results[database] = per_second
+            results[database] = figures
     return results
 
 
@@ -96,18 +110,27 @@ def _run(
     requests: int,
     concurrency: int,
     users: list[SeededUser],
-) -> float:
-    load = drive(
-        server.url,
-        mixed_steps(f"{_slug(variant)}-{run}", requests, users),
-        concurrency=concurrency,
-        timeout=600,
-    )
+) -> tuple[float, float]:
+    """One load: the server's requests per second and CPU seconds per request."""
+    steps = mixed_steps(f"{_slug(variant)}-{run}", requests, users)
+    cpu_before = server_cpu(server)
+    load = drive(server.url, steps, concurrency=concurrency, timeout=600)
+    cpu_per_request = (server_cpu(server) - cpu_before) / requests
     if load.unexpected():
         raise RuntimeError(
             f"{server.url}: unexpected statuses {load.unexpected()} (log: {server.log})"
         )
-    return load.per_second
+    return load.per_second, cpu_per_request
+
+
+def server_cpu(server: Server) -> float:
+    """CPU seconds the server process has used (user + system), from /proc.
+
+    Unlike throughput, it does not depend on what else the machine runs.
+    """
+    fields = Path(f"/proc/{server.process.pid}/stat").read_text().rsplit(")", 1)[1]
+    user, system = fields.split()[11:13]
+    return (int(user) + int(system)) / os.sysconf("SC_CLK_TCK")
 
 
 def _check_same_work(servers: dict[str, Server]) -> None:
@@ -152,37 +175,36 @@ def run(quick: bool) -> str:
     return report(results, requests=requests, concurrency=concurrency, rounds=rounds)
 
 
-def kept(per_second: dict[str, list[float]]) -> float:
-    """Median over the rounds of (tocsin / by hand) in the same round."""
-    return statistics.median(
+def paired(figures: dict[str, list[float]]) -> list[float]:
+    """Each round's tocsin / by hand."""
+    return [
         tocsin / by_hand
-        for tocsin, by_hand in zip(
-            per_second["tocsin"], per_second["by hand"], strict=True
-        )
-    )
+        for tocsin, by_hand in zip(figures["tocsin"], figures["by hand"], strict=True)
+    ]
 
 
 def report(
-    results: dict[str, dict[str, list[float]]],
+    results: dict[str, Rounds],
     *,
     requests: int,
     concurrency: int,
     rounds: int,
 ) -> str:
     rows = []
-    for database, per_second in results.items():
+    for database, figures in results.items():
+        speed = paired(figures.per_second)
+        cpu = paired(figures.cpu_per_request)
+        hand_cpu = statistics.median(figures.cpu_per_request["by hand"])
+        tocsin_cpu = statistics.median(figures.cpu_per_request["tocsin"])
         rows.append(
             [
                 database,
-                f"{statistics.median(per_second['by hand']):,.0f}",
-                f"{statistics.median(per_second['tocsin']):,.0f}",
-                f"{kept(per_second):.3f}x",
-                ", ".join(
-                    f"{t / h:.2f}"
-                    for t, h in zip(
-                        per_second["tocsin"], per_second["by hand"], strict=True
-                    )
-                ),
+                f"{statistics.median(figures.per_second['by hand']):,.0f}",
+                f"{statistics.median(figures.per_second['tocsin']):,.0f}",
+                f"**{statistics.median(speed):.3f}x**",
+                ", ".join(f"{value:.2f}" for value in speed),
+                f"{format_time(hand_cpu)} / {format_time(tocsin_cpu)}",
+                f"{statistics.median(cpu):.3f}x",
             ]
         )
     table = markdown_table(
@@ -190,12 +212,14 @@ def report(
             "database",
             "by hand, requests/s",
             "tocsin, requests/s",
-            "tocsin / by hand",
+            "throughput, tocsin / by hand",
             "each round",
+            "server CPU per request, by hand / tocsin",
+            "CPU, tocsin / by hand",
         ],
         rows,
     )
-    postgres = kept(results["PostgreSQL"])
+    postgres = statistics.median(paired(results["PostgreSQL"].per_second))
     return "\n".join(
         [
             "## A service: FastAPI + SQLAlchemy AsyncSession, with and without tocsin",
@@ -209,10 +233,13 @@ def report(
             f"{requests:,} requests at concurrency {concurrency} to each "
             "variant in turn (signups, a sixth of them duplicates that roll "
             "back; logins, two in five failing; orders, one in four rolled "
-            f"back), {rounds} rounds. Requests per second are medians over the "
-            "rounds; *tocsin / by hand* is the median of the rounds' ratios. "
-            "The client, the server and the database share this machine's "
-            "CPUs. Run this section alone with `make bench ARGS='--only service'`.",
+            f"back), {rounds} rounds. Figures are medians over the rounds; "
+            "the ratios are medians of each round's ratio. *Server CPU per "
+            "request* is the CPU time of the server process (user + system) "
+            "over the round divided by its requests: unlike throughput, it "
+            "does not depend on what else the machine runs. The client, the "
+            "server and the database share this machine's CPUs. Run this "
+            "section alone with `make bench ARGS='--only service'`.",
             "",
             table,
             "",

@@ -304,9 +304,11 @@ def create_app(database_url: str, *, with_tocsin: bool) -> Any:
             after_commit: list[Callable[[], None]] = []
             user = new_user(body)
             session.add(user)
-            session.add(Profile(user=user, display_name=user.name))
             if not await flushed(session):
                 return JSONResponse({"detail": "email taken"}, status_code=409)
+            # Where post_save would run: the user has its id; the commit
+            # flushes the profile.
+            session.add(Profile(user_id=user.id, display_name=user.name))
             after_commit.append(functools.partial(outbox.send_welcome, user, by="hand"))
             await _pause(delay_ms)
             await session.commit()
