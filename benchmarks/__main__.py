@@ -1,7 +1,7 @@
 """``python -m benchmarks``: run the sections, write ``docs/benchmarks.md``.
 
 Sections run in order: ``bench_core``, then ``bench_sqlalchemy`` and
-``bench_web`` when those modules exist.
+``bench_web`` and ``bench_service`` when those modules exist.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-SECTIONS = ("core", "sqlalchemy", "web", "durable")
+SECTIONS = ("core", "sqlalchemy", "web", "service", "durable")
 OUTPUT = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 PEERS = (
     "tocsin",
@@ -29,6 +29,9 @@ PEERS = (
     "flask",
     "uvicorn",
     "asgiref",
+    "fastapi",
+    "asyncpg",
+    "aiosqlite",
 )
 
 
@@ -51,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         "--only",
         choices=SECTIONS,
         action="append",
-        help="run this section only (repeatable)",
+        help="run this section only (repeatable); the other sections of "
+        "docs/benchmarks.md are kept as they are",
     )
     args = parser.parse_args(argv)
 
@@ -72,7 +76,10 @@ def main(argv: list[str] | None = None) -> int:
         elapsed = time.perf_counter() - start
         print(f"  {module_name} took {elapsed:.0f} s", file=sys.stderr, flush=True)
 
-    report = header(args.quick) + "\n" + "\n".join(sections)
+    if args.only and not args.no_write and OUTPUT.exists():
+        # Keep the sections that did not run, as they were measured.
+        sections = merge(OUTPUT.read_text(encoding="utf-8"), sections)
+    report = header(args.quick, args.only) + "\n" + "\n".join(sections)
     if args.no_write:
         print(report)
     else:
@@ -82,7 +89,18 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def header(quick: bool) -> str:
+def merge(previous: str, fresh: list[str]) -> list[str]:
+    """The sections of ``previous`` (a report), each replaced by the fresh
+    section of the same ``## `` heading; fresh sections that are new come last."""
+    by_heading = {section.split("\n", 1)[0]: section for section in fresh}
+    merged = []
+    for chunk in previous.split("\n## ")[1:]:
+        section = "## " + chunk.rstrip("\n") + "\n"
+        merged.append(by_heading.pop(section.split("\n", 1)[0], section))
+    return merged + list(by_heading.values())
+
+
+def header(quick: bool, only: list[str] | None = None) -> str:
     versions = []
     for package in PEERS:
         try:
@@ -107,7 +125,13 @@ def header(quick: bool) -> str:
         f"- Versions: {', '.join(versions)}",
         f"- Date: {datetime.date.today().isoformat()}",
         "- Command: `make bench`"
-        + (" (`--quick`: too few rounds to trust)" if quick else ""),
+        + (" (`--quick`: too few rounds to trust)" if quick else "")
+        + (
+            f" (only {', '.join(only)} this time: the other sections are kept "
+            "from an earlier run)"
+            if only
+            else ""
+        ),
         "",
     ]
     return "\n".join(lines)

@@ -7,18 +7,15 @@ tests that need it are skipped with the reason.
 from __future__ import annotations
 
 import gc
-import glob
-import os
-import shutil
-import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
+from benchmarks._postgres import PostgresUnavailable, throwaway_postgres
 
-from support import free_port, server_unavailable
+from support import server_unavailable
 from tocsin import signals
 from tocsin.apps import apps
 
@@ -29,14 +26,6 @@ APP_PACKAGES = {p.name for p in APP_FIXTURES.iterdir() if (p / "__init__.py").ex
 pytest_plugins = ["pytester"]
 
 
-def _postgres_bin() -> str | None:
-    for candidate in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True):
-        if os.path.exists(os.path.join(candidate, "pg_ctl")):
-            return candidate
-    found = shutil.which("pg_ctl")
-    return os.path.dirname(found) if found else None
-
-
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A throwaway PostgreSQL cluster for this test session.
@@ -44,33 +33,12 @@ def postgres_url() -> Iterator[str]:
     Yields a SQLAlchemy URL (psycopg driver). The binaries come from the
     Debian package ``postgresql``, which ``.ci/run`` installs when absent.
     """
-    bindir = _postgres_bin()
-    if bindir is None:
-        server_unavailable("PostgreSQL binaries not found (apt-get install postgresql)")
-    workdir = tempfile.mkdtemp(prefix="tocsin-pg-")
-    run_as: list[str] = []
-    if os.geteuid() == 0:  # initdb refuses to run as root
-        shutil.chown(workdir, user="postgres")
-        run_as = ["runuser", "-u", "postgres", "--"]
-    data = os.path.join(workdir, "data")
-    port = free_port()
-    subprocess.run(
-        [*run_as, f"{bindir}/initdb", "-D", data, "-A", "trust", "-U", "postgres"],
-        check=True,
-        capture_output=True,
-    )
-    options = f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off"
-    pg_ctl = [*run_as, f"{bindir}/pg_ctl", "-D", data]
-    subprocess.run(
-        [*pg_ctl, "-o", options, "-l", f"{workdir}/log", "-w", "start"],
-        check=True,
-        capture_output=True,
-    )
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run([*pg_ctl, "-m", "immediate", "-w", "stop"], capture_output=True)
-        shutil.rmtree(workdir, ignore_errors=True)
+    with ExitStack() as stack:
+        try:
+            url = stack.enter_context(throwaway_postgres())
+        except PostgresUnavailable as error:
+            server_unavailable(str(error))
+        yield url
 
 
 def _forget_app_fixtures() -> None:

@@ -4,19 +4,13 @@ from __future__ import annotations
 
 import gc
 import os
-import socket
 
 import pytest
+from benchmarks._net import free_port
+
+__all__ = ["IN_CI", "collect_garbage", "free_port", "server_unavailable"]
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def server_unavailable(reason: str) -> None:

@@ -111,10 +111,10 @@ class RequestSignalsMiddleware:
             await self.app(scope, receive, send)
             return
         sender = self.sender
-        if not (
-            request_started.has_listeners(sender)
-            or request_finished.has_listeners(sender)
-        ):
+        # Looked up once: has_listeners() costs a few microseconds per call
+        # when a receiver is connected, about 0.1% of a real request each.
+        started = request_started.has_listeners(sender)
+        if not (started or request_finished.has_listeners(sender)):
             # Nobody to tell about the request itself: only watch for errors
             # (a try block costs nothing until something is raised).
             try:
@@ -124,7 +124,7 @@ class RequestSignalsMiddleware:
                 raise
             return
         try:
-            if request_started.has_listeners(sender):
+            if started:
                 await request_started.asend(sender, scope=scope)
             try:
                 await self.app(scope, receive, send)
