@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import os
 import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
 import pytest
 
@@ -30,3 +34,54 @@ def collect_garbage() -> None:
     """Collect until nothing is left, so that weak references have fired."""
     for _ in range(3):
         gc.collect()
+
+
+class Heartbeat:
+    """Counts the turns of the event loop it runs on (one a millisecond)."""
+
+    def __init__(self) -> None:
+        self.ticks = 0
+
+    async def beat(self) -> None:
+        while True:
+            self.ticks += 1
+            await asyncio.sleep(0.001)
+
+
+@asynccontextmanager
+async def heartbeat() -> AsyncIterator[Heartbeat]:
+    """A :class:`Heartbeat` ticking on the running loop for the block."""
+    beating = Heartbeat()
+    task = asyncio.create_task(beating.beat())
+    await asyncio.sleep(0)
+    try:
+        yield beating
+    finally:
+        task.cancel()
+
+
+class SlowReceiver:
+    """An async receiver that sleeps, recording its loop and the heartbeat's
+    ticks meanwhile: had anything blocked the heartbeat's loop for the
+    receiver's run (a helper thread, a fresh loop), they would be 0."""
+
+    SLOW = 0.05
+
+    def __init__(self, beating: Heartbeat) -> None:
+        self.beating = beating
+        self.runs: list[dict[str, Any]] = []
+
+    async def __call__(self, **kwargs: Any) -> str:
+        run: dict[str, Any] = {"loop": asyncio.get_running_loop(), "kwargs": kwargs}
+        self.runs.append(run)
+        before = self.beating.ticks
+        await asyncio.sleep(self.SLOW)
+        run["ticks during"] = self.beating.ticks - before
+        return "slow done"
+
+    def check_ran_on(self, loop: asyncio.AbstractEventLoop, times: int = 1) -> None:
+        assert len(self.runs) == times
+        for run in self.runs:
+            assert run["loop"] is loop
+            # Far fewer than the ~50 expected, but a blocked loop gives 0.
+            assert run["ticks during"] >= 3

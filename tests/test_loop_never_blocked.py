@@ -12,62 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
 
+from support import SlowReceiver, heartbeat
 from tocsin import Signal
 from tocsin.transaction import UnitOfWork, on_commit, unit_of_work
-
-SLOW = 0.05  # how long a slow receiver sleeps; the heartbeat ticks each ms
-
-
-class Heartbeat:
-    """Counts the turns of the loop it runs on."""
-
-    def __init__(self) -> None:
-        self.ticks = 0
-
-    async def beat(self) -> None:
-        while True:
-            self.ticks += 1
-            await asyncio.sleep(0.001)
-
-
-@asynccontextmanager
-async def heartbeat() -> AsyncIterator[Heartbeat]:
-    beating = Heartbeat()
-    task = asyncio.create_task(beating.beat())
-    await asyncio.sleep(0)
-    try:
-        yield beating
-    finally:
-        task.cancel()
-
-
-class SlowReceiver:
-    """An async receiver that sleeps; records its loop and the ticks around it."""
-
-    def __init__(self, beating: Heartbeat) -> None:
-        self.beating = beating
-        self.runs: list[dict[str, Any]] = []
-
-    async def __call__(self, **kwargs: Any) -> str:
-        run: dict[str, Any] = {"loop": asyncio.get_running_loop()}
-        self.runs.append(run)
-        before = self.beating.ticks
-        await asyncio.sleep(SLOW)
-        run["ticks during"] = self.beating.ticks - before
-        return "slow done"
-
-    def check_ran_on(self, loop: asyncio.AbstractEventLoop, times: int = 1) -> None:
-        assert len(self.runs) == times
-        for run in self.runs:
-            assert run["loop"] is loop
-            # Far fewer than the ~50 expected, but a blocked loop gives 0.
-            assert run["ticks during"] >= 3
 
 
 @pytest.mark.parametrize("mode", ["asend", "asend_robust"])
