@@ -6,7 +6,7 @@ import asyncio
 import gc
 import os
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -85,3 +85,41 @@ class SlowReceiver:
             assert run["loop"] is loop
             # Far fewer than the ~50 expected, but a blocked loop gives 0.
             assert run["ticks during"] >= 3
+
+
+def deliver(mode: str, signal: Any, **named: Any) -> list[tuple[Any, Any]]:
+    """Send from ``None`` with ``mode`` (``send``, ``send_robust``, ``asend`` or
+    ``asend_robust``): the sync sends from sync code, the async ones from the
+    main task of ``asyncio.run``.
+
+    After an async send the caller checks that nothing asked to cancel it: a
+    receiver's ``timeout()`` or cancellation that acted on the sender's task
+    would leave a cancellation pending there.
+    """
+    if not mode.startswith("a"):
+        responses: list[tuple[Any, Any]] = getattr(signal, mode)(None, **named)
+        return responses
+
+    async def caller() -> list[tuple[Any, Any]]:
+        responses: list[tuple[Any, Any]] = await getattr(signal, mode)(None, **named)
+        task = asyncio.current_task()
+        assert task is not None
+        assert task.cancelling() == 0
+        await asyncio.sleep(0)  # a pending cancellation would be raised here
+        return responses
+
+    return asyncio.run(caller())
+
+
+def run_then_cancel(coroutine: Coroutine[Any, Any, Any], after: float = 0.01) -> None:
+    """Run ``coroutine`` as a task, cancel it ``after`` seconds, and check that
+    the cancellation propagated out of it."""
+
+    async def main() -> None:
+        task = asyncio.create_task(coroutine)
+        await asyncio.sleep(after)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())

@@ -18,6 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from support import run_then_cancel
 from tocsin import Signal
 
 MODES = ["send", "send_robust", "asend", "asend_robust"]
@@ -31,17 +32,46 @@ def value_of(variable: contextvars.ContextVar[str]) -> str:
     return variable.get(UNSET)
 
 
-def in_fresh_context(mode: str, caller: Callable[[], Any]) -> Any:
-    """Run ``caller`` (a function, or a coroutine function for the async modes)
-    in a context of its own, so that no test sees another's variables."""
+def send_in_a_fresh_context(
+    mode: str,
+    signal: Signal,
+    before: Callable[[], object] = lambda: None,
+    raises: type[BaseException] | None = None,
+    watch: Callable[[], Any] | None = None,
+) -> tuple[Any, Any]:
+    """In a context of its own: call ``before()``, send with ``mode`` (an
+    async mode from a task, a sync one from sync code), and return the
+    responses (``None`` if the send raised ``raises``) and what the caller
+    sees afterwards: ``watch()``, by default ``(request_id, user)``."""
+
+    def sent() -> Any:
+        before()
+        if raises is None:
+            return getattr(signal, mode)(None)
+        with pytest.raises(raises):
+            getattr(signal, mode)(None)
+        return None
+
+    async def sent_async() -> Any:
+        before()
+        if raises is None:
+            return await getattr(signal, mode)(None)
+        with pytest.raises(raises):
+            await getattr(signal, mode)(None)
+        return None
+
+    def seen_by_caller() -> Any:
+        if watch is not None:
+            return watch()
+        return value_of(request_id), value_of(user)
+
     if mode.startswith("a"):
+
+        async def caller() -> tuple[Any, Any]:
+            return await sent_async(), seen_by_caller()
+
         return asyncio.run(caller())
-    return contextvars.copy_context().run(caller)
-
-
-def send(mode: str, signal: Signal, **named: Any) -> Any:
-    """The send of ``mode``: awaitable for the async modes."""
-    return getattr(signal, mode)(None, **named)
+    return contextvars.copy_context().run(lambda: (sent(), seen_by_caller()))
 
 
 # -- synchronous receivers -------------------------------------------------------------
@@ -67,12 +97,11 @@ def test_sync_receivers_run_in_the_callers_own_context_in_order(mode: str) -> No
     signal.connect(first, weak=False)
     signal.connect(second, weak=False)
 
-    def caller() -> tuple[str, str]:
+    def before() -> None:
         token.append(request_id.set("caller"))
-        send(mode, signal)
-        return value_of(request_id), value_of(user)
 
-    assert in_fresh_context(mode, caller) == ("first", "second")
+    _, final = send_in_a_fresh_context(mode, signal, before)
+    assert final == ("first", "second")
     assert seen == ["caller", "first"]
 
 
@@ -99,27 +128,14 @@ def test_the_sync_group_finishes_before_any_async_receiver_starts_and_they_see_i
     signal.connect(sync_one, weak=False)
     signal.connect(sync_two, weak=False)
 
-    if mode.startswith("a"):
-
-        async def caller() -> tuple[str, str]:
-            await send(mode, signal)
-            return value_of(user), value_of(request_id)
-
-        final = asyncio.run(caller())
-    else:
-
-        def sync_caller() -> tuple[str, str]:
-            send(mode, signal)
-            return value_of(user), value_of(request_id)
-
-        final = contextvars.copy_context().run(sync_caller)
+    _, final = send_in_a_fresh_context(mode, signal)
 
     assert events == [
         ("sync one", UNSET),
         ("sync two", "set by sync one"),
         ("async one", "set by sync one"),
     ]
-    assert final == ("set by sync one", "set by sync two")
+    assert final == ("set by sync two", "set by sync one")
 
 
 # -- async receivers: one shared copy -------------------------------------------------
@@ -151,32 +167,18 @@ def test_async_receivers_share_one_copy_start_in_order_and_answer_in_order(
     signal.connect(first, weak=False)
     signal.connect(second, weak=False)
 
-    def check(responses: Any, final: str) -> None:
-        # The second finished first; the answers still come in receiver order.
-        assert [response for _, response in responses] == ["first", "second"]
-        assert events == [
-            ("first starts", "caller"),
-            ("second starts", "first"),
-            ("first resumes", "second"),
-        ]
-        assert final == "second"
+    responses, final = send_in_a_fresh_context(
+        mode, signal, lambda: request_id.set("caller")
+    )
 
-    if mode.startswith("a"):
-
-        async def caller() -> None:
-            request_id.set("caller")
-            responses = await send(mode, signal)
-            check(responses, value_of(request_id))
-
-        asyncio.run(caller())
-    else:
-
-        def sync_caller() -> None:
-            request_id.set("caller")
-            responses = send(mode, signal)
-            check(responses, value_of(request_id))
-
-        contextvars.copy_context().run(sync_caller)
+    # The second finished first; the answers still come in receiver order.
+    assert [response for _, response in responses] == ["first", "second"]
+    assert events == [
+        ("first starts", "caller"),
+        ("second starts", "first"),
+        ("first resumes", "second"),
+    ]
+    assert final == ("second", UNSET)
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -196,23 +198,8 @@ def test_the_caller_sees_every_value_async_receivers_set_but_not_a_reset_to_unse
     signal.connect(sets_request_id, weak=False)
     signal.connect(sets_and_resets_user, weak=False)
 
-    if mode.startswith("a"):
-
-        async def caller() -> tuple[str, str]:
-            await send(mode, signal)
-            return value_of(request_id), value_of(user)
-
-        assert asyncio.run(caller()) == ("from a receiver", UNSET)
-    else:
-
-        def sync_caller() -> tuple[str, str]:
-            send(mode, signal)
-            return value_of(request_id), value_of(user)
-
-        assert contextvars.copy_context().run(sync_caller) == (
-            "from a receiver",
-            UNSET,
-        )
+    _, final = send_in_a_fresh_context(mode, signal)
+    assert final == ("from a receiver", UNSET)
 
 
 def test_a_value_the_caller_set_survives_a_receiver_that_sets_and_resets_it() -> None:
@@ -224,12 +211,8 @@ def test_a_value_the_caller_set_survives_a_receiver_that_sets_and_resets_it() ->
     signal = Signal()
     signal.connect(sets_and_resets, weak=False)
 
-    async def caller() -> str:
-        user.set("caller")
-        await signal.asend(None)
-        return value_of(user)
-
-    assert asyncio.run(caller()) == "caller"
+    _, final = send_in_a_fresh_context("asend", signal, lambda: user.set("caller"))
+    assert final == (UNSET, "caller")
 
 
 def test_send_from_sync_code_gives_the_caller_the_same_final_context_as_asend() -> None:
@@ -244,18 +227,10 @@ def test_send_from_sync_code_gives_the_caller_the_same_final_context_as_asend() 
     signal.connect(sync_sets, weak=False)
     signal.connect(async_sets, weak=False)
 
-    def sync_caller() -> tuple[str, str]:
-        signal.send(None)
-        return value_of(user), value_of(request_id)
+    _, from_send = send_in_a_fresh_context("send", signal)
+    _, from_asend = send_in_a_fresh_context("asend", signal)
 
-    async def async_caller() -> tuple[str, str]:
-        await signal.asend(None)
-        return value_of(user), value_of(request_id)
-
-    from_send = contextvars.copy_context().run(sync_caller)
-    from_asend = asyncio.run(async_caller())
-
-    assert from_send == from_asend == ("sync", "async saw sync")
+    assert from_send == from_asend == ("async saw sync", "sync")
 
 
 # -- copy-back after failure and cancellation ---------------------------------------------
@@ -278,22 +253,7 @@ def test_values_set_are_copied_back_when_a_receiver_fails(mode: str) -> None:
     signal.connect(sets_then_fails)
     signal.connect(sets_then_waits)  # cancelled by the failure
 
-    if mode == "asend":
-
-        async def caller() -> tuple[str, str]:
-            with pytest.raises(ValueError, match="receiver failed"):
-                await signal.asend(None)
-            return value_of(request_id), value_of(user)
-
-        final = asyncio.run(caller())
-    else:
-
-        def sync_caller() -> tuple[str, str]:
-            with pytest.raises(ValueError, match="receiver failed"):
-                signal.send(None)
-            return value_of(request_id), value_of(user)
-
-        final = contextvars.copy_context().run(sync_caller)
+    _, final = send_in_a_fresh_context(mode, signal, raises=ValueError)
 
     assert final == ("set before failing", "set before waiting")
 
@@ -306,19 +266,12 @@ def test_values_set_are_copied_back_when_the_caller_is_cancelled(mode: str) -> N
 
     async def caller() -> None:
         try:
-            await send(mode, signal)
+            await getattr(signal, mode)(None)
         except asyncio.CancelledError:
             seen.append(value_of(user))
             raise
 
-    async def main() -> None:
-        task = asyncio.create_task(caller())
-        await asyncio.sleep(0.01)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-
-    asyncio.run(main())
+    run_then_cancel(caller())
     assert seen == ["set before waiting"]
 
 
@@ -420,6 +373,7 @@ def test_context_after_any_send_matches_the_reference_model(
         copied if copied != UNSET else kept
         for copied, kept in zip(state, after_sync, strict=True)
     ]
+    # Without _robust the failure propagates; with it, it is a response.
     raises = failing is not None and not mode.endswith("robust")
 
     def set_initial() -> None:
@@ -427,32 +381,13 @@ def test_context_after_any_send_matches_the_reference_model(
             if value != UNSET:
                 variable.set(value)
 
-    if mode.startswith("a"):
-
-        async def caller() -> list[str]:
-            set_initial()
-            try:
-                await send(mode, signal)
-            except ValueError:
-                assert raises
-            else:
-                assert not raises
-            return snapshot()
-
-        final = asyncio.run(caller())
-    else:
-
-        def sync_caller() -> list[str]:
-            set_initial()
-            try:
-                send(mode, signal)
-            except ValueError:
-                assert raises
-            else:
-                assert not raises
-            return snapshot()
-
-        final = contextvars.copy_context().run(sync_caller)
+    _, final = send_in_a_fresh_context(
+        mode,
+        signal,
+        set_initial,
+        raises=ValueError if raises else None,
+        watch=snapshot,
+    )
 
     assert seen == expected_seen
     assert final == expected_final

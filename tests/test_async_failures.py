@@ -18,27 +18,13 @@ from typing import Any
 
 import pytest
 
+from support import deliver, run_then_cancel
 from tocsin import Signal
 
 
 class Abort(BaseException):
     """A BaseException that asyncio does not treat specially (unlike
     KeyboardInterrupt and SystemExit, which it re-raises out of the loop)."""
-
-
-def run(mode: str, signal: Signal, **named: Any) -> list[tuple[Any, Any]]:
-    """Send with ``mode``: sync sends from sync code, async ones from a task."""
-    if mode.startswith("a"):
-
-        async def caller() -> list[tuple[Any, Any]]:
-            responses: list[tuple[Any, Any]] = await getattr(signal, mode)(
-                None, **named
-            )
-            return responses
-
-        return asyncio.run(caller())
-    responses: list[tuple[Any, Any]] = getattr(signal, mode)(None, **named)
-    return responses
 
 
 def connected(*receivers: Callable[..., Any]) -> Signal:
@@ -90,7 +76,7 @@ def test_the_first_failure_cancels_the_receivers_still_waiting_and_is_raised_as_
     )
 
     with pytest.raises(ValueError, match=r"^boom$") as raised:
-        run(mode, signal)
+        deliver(mode, signal)
 
     assert type(raised.value) is ValueError  # not wrapped in a group
     assert sorted(outcome) == [
@@ -115,7 +101,7 @@ def test_a_later_failure_is_not_reached_once_the_first_one_cancelled_it(
     signal = connected(fails_later, failing("first", waits=False))
 
     with pytest.raises(ValueError, match=r"^first$"):
-        run(mode, signal)
+        deliver(mode, signal)
     assert reached == []
 
 
@@ -132,27 +118,10 @@ def test_failures_in_the_same_pass_are_raised_together_in_receiver_order(
     )
 
     with pytest.raises(ExceptionGroup) as raised:
-        run(mode, signal)
+        deliver(mode, signal)
 
     assert [str(error) for error in raised.value.exceptions] == ["first", "second"]
     assert all(type(error) is ValueError for error in raised.value.exceptions)
-    assert outcome == ["waiting cancelled", "waiting cleaned up"]
-
-
-@pytest.mark.parametrize("mode", ["send", "asend"])
-def test_a_base_exception_of_an_async_receiver_propagates_and_cancels_the_others(
-    mode: str,
-) -> None:
-    outcome: list[str] = []
-
-    async def aborts(**kwargs: Any) -> None:
-        await asyncio.sleep(0)
-        raise Abort("abort")
-
-    signal = connected(waiter(outcome, "waiting"), aborts)
-
-    with pytest.raises(Abort):
-        run(mode, signal)
     assert outcome == ["waiting cancelled", "waiting cleaned up"]
 
 
@@ -175,7 +144,7 @@ def test_robust_sends_answer_each_exception_as_its_receivers_response_and_log_it
     signal = connected(sync_fails, fails_at_once, slow_ok, fails_after_wait)
 
     with caplog.at_level(logging.ERROR, logger="tocsin"):
-        responses = run(mode, signal)
+        responses = deliver(mode, signal)
 
     assert [receiver for receiver, _ in responses] == [
         sync_fails,
@@ -202,8 +171,8 @@ def test_robust_sends_answer_each_exception_as_its_receivers_response_and_log_it
     assert "at once" in records[1].getMessage()
 
 
-@pytest.mark.parametrize("mode", ["send_robust", "asend_robust"])
-def test_robust_sends_let_a_base_exception_of_an_async_receiver_propagate(
+@pytest.mark.parametrize("mode", ["send", "send_robust", "asend", "asend_robust"])
+def test_a_base_exception_of_an_async_receiver_propagates_unlogged_and_cancels_the_others(
     mode: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     outcome: list[str] = []
@@ -215,7 +184,7 @@ def test_robust_sends_let_a_base_exception_of_an_async_receiver_propagate(
     signal = connected(waiter(outcome, "waiting"), aborts)
 
     with pytest.raises(Abort):
-        run(mode, signal)
+        deliver(mode, signal)
     assert outcome == ["waiting cancelled", "waiting cleaned up"]
     assert [r for r in caplog.records if r.name == "tocsin"] == []  # not logged
 
@@ -235,7 +204,7 @@ def test_robust_sends_let_a_base_exception_of_a_sync_receiver_propagate(
     signal = connected(aborts, after)
 
     with pytest.raises(Abort):
-        run(mode, signal)
+        deliver(mode, signal)
     assert called == []
 
 
@@ -251,7 +220,7 @@ def test_asend_robust_lets_keyboard_interrupt_from_a_receiver_out_of_the_loop() 
     signal = connected(waiter(outcome, "waiting"), interrupted)
 
     with pytest.raises(KeyboardInterrupt):
-        run("asend_robust", signal)
+        deliver("asend_robust", signal)
     # asyncio.run cancels what was left when the loop stopped.
     assert outcome == ["waiting cancelled", "waiting cleaned up"]
 
@@ -289,14 +258,7 @@ def test_cancelling_the_caller_cancels_every_receiver_and_waits_for_their_cleanu
             timeline.append(f"caller cancelled, sees marker {marker.get('unset')}")
             raise
 
-    async def main() -> None:
-        task = asyncio.create_task(caller())
-        await asyncio.sleep(0.01)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-
-    asyncio.run(main())
+    run_then_cancel(caller())
     assert sorted(timeline[:4]) == [
         "one cancelled",
         "one cleaned up",
@@ -321,14 +283,7 @@ def test_cancelling_the_caller_propagates_even_if_a_receiver_swallows_it() -> No
         await signal.asend(None)
         finished.append("asend returned")
 
-    async def main() -> None:
-        task = asyncio.create_task(caller())
-        await asyncio.sleep(0.01)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-
-    asyncio.run(main())
+    run_then_cancel(caller())
     assert finished == []
 
 

@@ -16,32 +16,11 @@ from typing import Any
 
 import pytest
 
+from support import deliver
 from tocsin import Signal
 
 MODES = ["send", "send_robust", "asend", "asend_robust"]
 EAGER = sys.version_info >= (3, 12)
-
-
-def send_as(mode: str, signal: Signal, **named: Any) -> list[tuple[Any, Any]]:
-    """Send with ``mode``: the sync sends from sync code, the async ones from a task.
-
-    After an async send the caller checks that nothing asked to cancel it: a
-    primitive that acted on the sender's task instead of the receiver's would
-    leave a cancellation pending there.
-    """
-    if not mode.startswith("a"):
-        responses: list[tuple[Any, Any]] = getattr(signal, mode)(None, **named)
-        return responses
-
-    async def caller() -> list[tuple[Any, Any]]:
-        responses: list[tuple[Any, Any]] = await getattr(signal, mode)(None, **named)
-        task = asyncio.current_task()
-        assert task is not None
-        assert task.cancelling() == 0
-        await asyncio.sleep(0)  # a pending cancellation would be raised here
-        return responses
-
-    return asyncio.run(caller())
 
 
 def signal_with(*receivers: Callable[..., Coroutine[Any, Any, Any]]) -> Signal:
@@ -95,7 +74,7 @@ def test_each_async_receiver_runs_in_a_task_of_its_own_that_runs_its_coroutine(
 
     signal.connect(record_caller, weak=False)
 
-    responses = send_as(mode, signal)
+    responses = deliver(mode, signal)
 
     assert [response for _, response in responses] == [None, "first", "second"]
     assert len(set(tasks)) == 2
@@ -124,7 +103,7 @@ def test_a_timeout_inside_a_receiver_times_out_only_that_receiver(mode: str) -> 
 
     signal = signal_with(impatient, sibling)
 
-    responses = send_as(mode, signal)
+    responses = deliver(mode, signal)
 
     assert responses == [(impatient, "timed out"), (sibling, "sibling finished")]
 
@@ -145,7 +124,7 @@ def test_a_timeout_that_expires_before_a_receiver_first_waits_is_the_receivers(
 
     signal = signal_with(expired, sibling)
 
-    assert send_as(mode, signal) == [
+    assert deliver(mode, signal) == [
         (expired, "timed out"),
         (sibling, "sibling finished"),
     ]
@@ -160,11 +139,11 @@ def test_an_uncaught_timeout_in_a_receiver_is_that_receivers_error(mode: str) ->
     signal = signal_with(times_out)
 
     if mode.endswith("robust"):
-        [(_, response)] = send_as(mode, signal)
+        [(_, response)] = deliver(mode, signal)
         assert isinstance(response, TimeoutError)
     else:
         with pytest.raises(TimeoutError):
-            send_as(mode, signal)
+            deliver(mode, signal)
 
 
 # -- asyncio.wait_for() ----------------------------------------------------------
@@ -182,7 +161,7 @@ def test_wait_for_inside_a_receiver_times_out_only_that_receiver(mode: str) -> N
 
     signal = signal_with(waits, sibling)
 
-    assert send_as(mode, signal) == [
+    assert deliver(mode, signal) == [
         (waits, ("in time", "timed out")),
         (sibling, "sibling finished"),
     ]
@@ -218,7 +197,7 @@ def test_a_task_group_whose_child_fails_gives_the_receiver_an_exception_group(
 
     signal = signal_with(grouping, sibling)
 
-    responses = send_as(mode, signal)
+    responses = deliver(mode, signal)
 
     assert responses == [(grouping, ["child failed"]), (sibling, "sibling finished")]
     assert cleanups == ["other child cleaned up"]
@@ -243,7 +222,7 @@ def test_a_receiver_that_cancels_its_own_task_cancels_only_itself(mode: str) -> 
 
     signal = signal_with(cancels_itself, sibling)
 
-    responses = send_as(mode, signal)
+    responses = deliver(mode, signal)
 
     # A cancelled receiver has no response, as a cancelled TaskGroup child.
     assert responses == [(cancels_itself, None), (sibling, "sibling finished")]
@@ -265,7 +244,7 @@ def test_a_receiver_can_uncancel_and_carry_on(mode: str) -> None:
 
     signal = signal_with(shrugs, sibling)
 
-    assert send_as(mode, signal) == [
+    assert deliver(mode, signal) == [
         (shrugs, "carried on"),
         (sibling, "sibling finished"),
     ]

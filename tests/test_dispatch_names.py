@@ -20,6 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from support import deliver
 from tocsin import Signal
 
 MODES = ["send", "send_robust", "asend", "asend_robust"]
@@ -32,20 +33,6 @@ def record(**kwargs: Any) -> dict[str, Any]:
 async def record_async(**kwargs: Any) -> dict[str, Any]:
     await asyncio.sleep(0)
     return kwargs
-
-
-def deliver(mode: str, signal: Signal, **named: Any) -> list[tuple[Any, Any]]:
-    if mode.startswith("a"):
-
-        async def caller() -> list[tuple[Any, Any]]:
-            responses: list[tuple[Any, Any]] = await getattr(signal, mode)(
-                None, **named
-            )
-            return responses
-
-        return asyncio.run(caller())
-    responses: list[tuple[Any, Any]] = getattr(signal, mode)(None, **named)
-    return responses
 
 
 def recording_signal() -> Signal:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from support import collect_garbage
+from support import collect_garbage, deliver
 from tocsin import Signal
 
 MODES = ["send", "send_robust", "asend", "asend_robust"]
@@ -22,6 +22,10 @@ MODES = ["send", "send_robust", "asend", "asend_robust"]
 # it takes the generic loop.
 NAMES = [{}, {"x": 1}, {"a-b": 1}]
 NAME_IDS = ["no names", "compiled loop", "generic loop"]
+
+
+def responses_to(mode: str, signal: Signal, **named: Any) -> list[Any]:
+    return [response for _, response in deliver(mode, signal, **named)]
 
 
 class Victim:
@@ -38,19 +42,6 @@ class Victim:
         await asyncio.sleep(0)
         self.calls.append("async victim")
         return "async victim"
-
-
-def deliver(mode: str, signal: Signal, **named: Any) -> list[Any]:
-    if mode.startswith("a"):
-
-        async def caller() -> list[Any]:
-            responses: list[Any] = await getattr(signal, mode)(None, **named)
-            return responses
-
-        responses = asyncio.run(caller())
-    else:
-        responses = getattr(signal, mode)(None, **named)
-    return [response for _, response in responses]
 
 
 def signal_whose_first_receiver_kills(
@@ -83,13 +74,13 @@ def test_a_receiver_alive_when_the_send_begins_is_called_though_an_earlier_one_d
     calls: list[str] = []
     signal, victim = signal_whose_first_receiver_kills(calls, killer_is_async=False)
 
-    responses = deliver(mode, signal, **named)
+    responses = responses_to(mode, signal, **named)
 
     assert responses == ["killer", "sync victim", "async victim"]
     assert calls == ["sync victim", "async victim"]
     collect_garbage()
     assert victim() is None  # it really was the last reference
-    assert deliver(mode, signal, **named) == ["killer"]  # the next send skips it
+    assert responses_to(mode, signal, **named) == ["killer"]  # the next send skips it
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -101,10 +92,10 @@ def test_an_async_receiver_that_drops_later_ones_does_not_stop_their_calls(
 
     # Sync receivers run first: the sync victim is called before the async
     # killer runs; the async victim was resolved when the send began.
-    assert deliver(mode, signal) == ["sync victim", "killer", "async victim"]
+    assert responses_to(mode, signal) == ["sync victim", "killer", "async victim"]
     collect_garbage()
     assert victim() is None
-    assert deliver(mode, signal) == ["killer"]
+    assert responses_to(mode, signal) == ["killer"]
 
 
 @pytest.mark.parametrize("named", NAMES, ids=NAME_IDS)
@@ -117,11 +108,11 @@ def test_a_receiver_that_died_before_the_send_is_not_called(
     signal = Signal()
     signal.connect(victim.on_event)
     signal.connect(victim.on_event_async)
-    assert deliver(mode, signal, **named) == ["sync victim", "async victim"]
+    assert responses_to(mode, signal, **named) == ["sync victim", "async victim"]
 
     del victim
     collect_garbage()
     calls.clear()
 
-    assert deliver(mode, signal, **named) == []
+    assert responses_to(mode, signal, **named) == []
     assert calls == []

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 
@@ -89,9 +90,14 @@ def querying_receiver(
     return receiver
 
 
-def test_asend_inside_a_transaction_defers_an_on_commit_receiver_to_the_commit_on_the_same_loop(
-    async_url: str, models: Any
+@pytest.mark.parametrize("when", ["inside the transaction", "after the commit"])
+def test_asend_in_the_unit_of_work_runs_an_on_commit_receiver_on_the_session_loop(
+    async_url: str, models: Any, when: str
 ) -> None:
+    # Inside the transaction the receiver waits for the commit, which awaits
+    # it. "Send after commit": no transaction is open, so it runs now,
+    # awaited by asend on the caller's loop. Either way a receiver that uses
+    # the app's engine gets the one pooled connection.
     seen: list[int] = []
 
     async def main(engine: AsyncEngine) -> None:
@@ -101,39 +107,20 @@ def test_asend_inside_a_transaction_defers_an_on_commit_receiver_to_the_commit_o
             with connected_to(receiver, order_completed, on_commit=True):
                 async with AsyncSession(engine) as session:
                     session.add(models.User(name="a"))
-                    await session.flush()  # a transaction is open
-                    with unit_of_work(session):
-                        responses = await order_completed.asend("shop", order=1)
-                    assert responses == [(receiver, None)]  # deferred
-                    assert seen == []
-                    await session.commit()  # releases the pooled connection
-                    assert seen == [1]
-            slow.check_ran_on(asyncio.get_running_loop())
-
-    run_with_engine(async_url, main)
-
-
-def test_asend_after_commit_in_the_unit_of_work_awaits_an_on_commit_receiver_on_the_same_loop(
-    async_url: str, models: Any
-) -> None:
-    # "Send after commit": the session has no transaction open, so the
-    # receiver runs now, awaited by asend on the caller's loop; a receiver
-    # that uses the app's engine gets the pooled connection.
-    seen: list[int] = []
-
-    async def main(engine: AsyncEngine) -> None:
-        async with heartbeat() as beating:
-            slow = SlowReceiver(beating)
-            receiver = querying_receiver(engine, models, slow, seen)
-            with connected_to(receiver, order_completed, on_commit=True):
-                async with AsyncSession(engine) as session:
-                    session.add(models.User(name="a"))
-                    await session.commit()
+                    if when == "inside the transaction":
+                        await session.flush()
+                    else:
+                        await session.commit()
                     with unit_of_work(session):
                         responses = await asyncio.wait_for(
                             order_completed.asend("shop", order=1), timeout=10
                         )
-                    assert responses == [(receiver, "slow done")]
+                    if when == "inside the transaction":
+                        assert responses == [(receiver, None)]  # deferred
+                        assert seen == []
+                        await session.commit()
+                    else:
+                        assert responses == [(receiver, "slow done")]
                     assert seen == [1]
             slow.check_ran_on(asyncio.get_running_loop())
 
