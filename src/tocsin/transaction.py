@@ -191,7 +191,9 @@ def on_commit(
     enclosing transaction, and nothing runs before the outermost commit. With
     no transaction, ``func`` runs at once. An ``async`` function is awaited:
     on the session's event loop when an ``AsyncSession`` commits, otherwise to
-    completion on a fresh event loop.
+    completion on a fresh event loop. With no transaction, on a thread that is
+    running an event loop, an ``async`` function raises ``RuntimeError``:
+    waiting for it there would block that loop (await it instead).
 
     Args:
         func: A callable that takes no arguments (use ``functools.partial``).
@@ -205,6 +207,8 @@ def on_commit(
 
     Raises:
         TypeError: ``func`` is not callable, or ``using`` is not a session.
+        RuntimeError: ``func`` is async, runs at once, and this thread runs an
+            event loop.
 
     .. versionadded:: 0.1
     """
