@@ -106,6 +106,13 @@ def test_a_robust_send_with_a_keyword_named_exception_still_catches_failures(
         {"_tocsin_len": 1, "_tocsin_KeyError": 2, "_tocsin_Exception": 3},
         {"_tocsin_response": 1, "_tocsin_append": 2, "_tocsin_error": 3},
         {"loop": 1, "named": 2, "records": 3, "receiver": 4, "responses": 5},
+        {"__debug__": 1},  # an identifier that cannot be assigned
+        {
+            "\ufb01": 1,
+            "\u210c": 2,
+            "\uff41": 3,
+        },  # ligature fi, black-letter H, fullwidth a: NFKC renames them
+        {"café": 1, "δ": 2},  # non-ASCII, already NFKC
     ],
     ids=repr,
 )
@@ -149,6 +156,8 @@ keyword_name = st.one_of(
     st.sampled_from(sorted(dir(builtins))),
     st.sampled_from(keyword.kwlist + keyword.softkwlist),
     st.sampled_from(LOOP_NAMES),
+    # Identifiers that compiled code would rename: NFKC turns them into others.
+    st.sampled_from(["\ufb01", "\u210c", "\uff41", "\u01c5", "\u2168"]),
     st.text(max_size=6),  # mostly not identifiers at all
 ).filter(lambda name: name not in ("signal", "sender"))
 named_arguments = st.dictionaries(keyword_name, st.integers(), max_size=6)
