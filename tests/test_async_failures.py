@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from support import deliver, run_then_cancel
+from support import collect_garbage, deliver, run_then_cancel
 from tocsin import Signal
 
 
@@ -234,6 +234,35 @@ def test_asend_robust_cancels_the_others_then_raises_a_receivers_keyboard_interr
     finally:
         loop.close()
     assert outcome == ["waiting cancelled", "waiting cleaned up"]
+
+
+@pytest.mark.parametrize("error", [KeyboardInterrupt, SystemExit])
+def test_a_receiver_interrupted_before_its_first_wait_aborts_the_send_as_a_task_group(
+    error: type[BaseException],
+) -> None:
+    # On 3.12+ the receiver raises while its task starts eagerly, inside the
+    # send: the receivers already started are cancelled and awaited before the
+    # send raises, and those after it never start (no coroutine left unawaited).
+    outcome: list[str] = []
+
+    async def interrupted(**kwargs: Any) -> None:
+        raise error
+
+    async def later(**kwargs: Any) -> None:
+        outcome.append("later ran")
+
+    signal = connected(waiter(outcome, "waiting"), interrupted, later)
+
+    async def caller() -> None:
+        try:
+            await signal.asend_robust(None)
+        finally:
+            outcome.append("caller saw it")
+
+    with pytest.raises(error):
+        asyncio.run(caller())
+    collect_garbage()  # an unawaited coroutine would warn (an error here)
+    assert outcome == ["waiting cancelled", "waiting cleaned up", "caller saw it"]
 
 
 # -- cancelling the caller ----------------------------------------------------------------
