@@ -160,10 +160,22 @@ async def run_all(
     tasks = group.tasks
     try:
         make = task_maker(loop)
-        for awaitable in awaitables:
+        for index, awaitable in enumerate(awaitables):
             if type(awaitable) is not _CoroutineType:
                 awaitable = _awaited(awaitable)
-            tasks.append(make(awaitable, context=context))
+            try:
+                tasks.append(make(awaitable, context=context))
+            except BaseException as error:
+                # KeyboardInterrupt or SystemExit from a receiver that started
+                # eagerly: asyncio lets them out of the new task at once.
+                # Abort as a TaskGroup does: the receivers after it never
+                # start, those already started are cancelled and awaited.
+                group.errors.append(error)
+                for unstarted in awaitables[index + 1 :]:
+                    getattr(unstarted, "close", _nothing)()
+                for task in tasks:
+                    task.cancel()
+                break
         # Every receiver has started. Those that already finished are checked
         # in receiver order, as failures of one pass; the others are watched.
         for task in tasks:
@@ -205,6 +217,10 @@ def _results(tasks: list[asyncio.Task[Any]]) -> tuple[list[Any], list[int]]:
         results.append(result)
         failed.append(index)
     return results, failed
+
+
+def _nothing() -> None:
+    return None
 
 
 def copy_back(context: contextvars.Context) -> None:

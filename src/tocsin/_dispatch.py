@@ -127,11 +127,15 @@ def check_names(names: Iterable[str]) -> None:
 
 
 def _is_literal_name(name: str) -> bool:
+    # Non-ASCII identifiers are NFKC-normalised when compiled ("ﬁ" becomes
+    # "fi"), and __debug__ cannot be assigned: the generic loop passes them.
     return (
-        name.isidentifier()
+        name.isascii()
+        and name.isidentifier()
         and not keyword.iskeyword(name)
         and not name.startswith(_PREFIX)
         and name != "sender"
+        and name != "__debug__"
     )
 
 

@@ -209,7 +209,9 @@ def on_commit(
     enclosing transaction, and nothing runs before the outermost commit. With
     no transaction, ``func`` runs at once. An ``async`` function is awaited:
     on the session's event loop when an ``AsyncSession`` commits, otherwise to
-    completion on a fresh event loop.
+    completion on a fresh event loop. With no transaction, on a thread that is
+    running an event loop, an ``async`` function raises ``RuntimeError``:
+    waiting for it there would block that loop (await it instead).
 
     Args:
         func: A callable that takes no arguments (use ``functools.partial``).
@@ -223,6 +225,8 @@ def on_commit(
 
     Raises:
         TypeError: ``func`` is not callable, or ``using`` is not a session.
+        RuntimeError: ``func`` is async, runs at once, and this thread runs an
+            event loop.
 
     .. versionadded:: 0.1
     """
@@ -349,14 +353,34 @@ class _OnCommitOption(_options.ConnectOption):
     ) -> str:
         robust = robust or value == "robust"
         if _capture.get() is not None or _current.get() is not None:
-            deferred = functools.partial(
-                receiver, signal=signal, sender=sender, **named
-            )
-            on_commit(deferred, robust=robust)
-            return _options.DEFERRED
+            deferred = _ReceiverCall(receiver, signal=signal, sender=sender, **named)
+            deferred.probing = True
+            try:
+                on_commit(deferred, robust=robust)
+            finally:
+                deferred.probing = False
+            if not deferred.ran_at_once:
+                return _options.DEFERRED
+            # The unit of work has no transaction open (a session between
+            # transactions): it would run the receiver at once, from sync
+            # code, which cannot await an async receiver on a running loop.
         # No transaction: the receiver runs now, where the send runs the
         # others (an async one on the caller's loop, under asend).
         return _options.NOW_ROBUST if robust else _options.NOW
+
+
+class _ReceiverCall(functools.partial[Any]):
+    """A deferred call of a receiver, which notices when its unit of work runs
+    it at once instead of deferring it (see ``_OnCommitOption.deliver``)."""
+
+    probing = False
+    ran_at_once = False
+
+    def __call__(self, /, *args: Any, **keywords: Any) -> Any:
+        if self.probing:
+            self.ran_at_once = True
+            return None
+        return super().__call__(*args, **keywords)
 
 
 def _describe(func: Callable[..., Any]) -> str:
