@@ -299,9 +299,11 @@ class Signal:
             plan = self._plans[id(sender)]
         except KeyError:
             plan = self._resolve(sender)
-        if not plan:
-            return False
-        return any(record() is not None for group in plan for record in group)
+        for group in plan:
+            for record in group:
+                if record() is not None:
+                    return True
+        return False
 
     @property
     def receivers(self) -> list[Record]:
