@@ -15,8 +15,12 @@ from typing import Any
 
 import griffe
 
-ROLE = re.compile(r":(?:py:)?(?:class|func|meth|mod|attr|exc|data|obj|const):`~?([^`]+)`")
-VERSION = re.compile(r"^(\s*)\.\. (versionadded|versionchanged|deprecated):: *(\S+)", re.M)
+ROLE = re.compile(
+    r":(?:py:)?(?:class|func|meth|mod|attr|exc|data|obj|const):`~?([^`]+)`"
+)
+VERSION = re.compile(
+    r"^(\s*)\.\. (versionadded|versionchanged|deprecated):: *(\S+)", re.M
+)
 WORDS = {
     "versionadded": "New in version",
     "versionchanged": "Changed in version",
