@@ -1,7 +1,9 @@
 """``python -m benchmarks``: run the sections, write ``docs/benchmarks.md``.
 
 Sections run in order: ``bench_core``, then ``bench_sqlalchemy`` and
-``bench_web`` and ``bench_service`` when those modules exist.
+``bench_web``, ``bench_service`` and ``bench_durable``. The report's tables are then drawn as
+SVG bar charts into ``docs/benchmarks/`` (``benchmarks/charts.py``) and linked
+below each table.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import platform
 import sys
 import time
 from pathlib import Path
+
+from benchmarks import charts
 
 SECTIONS = ("core", "sqlalchemy", "web", "service", "durable")
 OUTPUT = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
@@ -84,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         print(report)
     else:
         OUTPUT.parent.mkdir(parents=True, exist_ok=True)
+        report = charts.embed(report, OUTPUT.parent / charts.CHART_DIR)
         OUTPUT.write_text(report, encoding="utf-8")
         print(f"wrote {OUTPUT}", file=sys.stderr)
     return 0

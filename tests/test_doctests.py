@@ -1,7 +1,10 @@
 """Run the examples in docstrings and in the docs, so that they stay true.
 
-Modules whose import needs a missing extra are skipped; documentation files are
-found by glob, so new ones are checked as soon as they contain ``>>>``.
+Modules whose import needs a missing extra are skipped. The documentation is
+every page of the site (the nav of mkdocs.yml), the README and any other
+Markdown file under docs/: each one's ``>>>`` examples run as a doctest, a
+Python block without prompts must at least compile, and a block that starts with
+``# test_<name>.py`` is a pytest file, run with pytest.
 """
 
 from __future__ import annotations
@@ -11,11 +14,13 @@ import doctest
 import gc
 import importlib
 import pkgutil
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 import tocsin
 from tocsin.integrations import MissingExtraError
@@ -31,13 +36,48 @@ def module_names() -> list[str]:
     return sorted(names)
 
 
+def site_pages() -> list[Path]:
+    """The pages that mkdocs.yml's nav lists, in its order."""
+    config = yaml.safe_load((ROOT / "mkdocs.yml").read_text(encoding="utf-8"))
+    pages: list[Path] = []
+
+    def walk(entry: Any) -> None:
+        if isinstance(entry, str):
+            pages.append(ROOT / "docs" / entry)
+        elif isinstance(entry, list):
+            for item in entry:
+                walk(item)
+        elif isinstance(entry, dict):
+            for value in entry.values():
+                walk(value)
+
+    walk(config["nav"])
+    return pages
+
+
 def documents() -> list[Path]:
-    candidates = [ROOT / "README.md", *sorted((ROOT / "docs").glob("**/*.md"))]
-    return [
-        path
-        for path in candidates
-        if path.is_file() and ">>>" in path.read_text(encoding="utf-8")
-    ]
+    pages = site_pages()
+    others = [p for p in sorted((ROOT / "docs").glob("**/*.md")) if p not in pages]
+    return [ROOT / "README.md", *pages, *others]
+
+
+FENCE = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
+
+
+def python_blocks(path: Path) -> list[str]:
+    """The fenced Python blocks of a page that are not doctests."""
+    text = path.read_text(encoding="utf-8")
+    return [block for block in FENCE.findall(text) if ">>>" not in block]
+
+
+def test_every_page_of_the_site_exists_and_every_guide_is_on_the_site() -> None:
+    pages = site_pages()
+    assert pages, "mkdocs.yml lists no page"
+    missing = [str(p.relative_to(ROOT)) for p in pages if not p.is_file()]
+    assert missing == []
+    guides = set((ROOT / "docs").glob("*.md"))
+    assert guides <= set(pages), "a page in docs/ is missing from mkdocs.yml's nav"
+    assert {"tutorial.md", "differences.md"} <= {p.name for p in pages}
 
 
 def test_the_core_modules_are_among_those_checked() -> None:
@@ -53,6 +93,30 @@ def test_module_docstring_examples(name: str) -> None:
     finder = doctest.DocTestFinder()
     failed, attempted = run(finder.find(module, name, globs=dict(vars(module))))
     assert failed == 0, f"{failed} of {attempted} failed"
+
+
+@pytest.mark.parametrize(
+    "path", documents(), ids=lambda path: str(path.relative_to(ROOT))
+)
+def test_python_blocks_without_prompts_compile(path: Path) -> None:
+    for number, block in enumerate(python_blocks(path), start=1):
+        compile(block, f"{path.name}, Python block {number}", "exec")
+
+
+@pytest.mark.parametrize(
+    "path", documents(), ids=lambda path: str(path.relative_to(ROOT))
+)
+def test_pytest_files_in_the_docs_pass(path: Path, pytester: pytest.Pytester) -> None:
+    files = [b for b in python_blocks(path) if re.match(r"# test_\w+\.py\n", b)]
+    for block in files:
+        name = block.split("\n", 1)[0].removeprefix("# ").removesuffix(".py")
+        pytester.makepyfile(**{name: block})
+    if files:
+        result = pytester.runpytest_subprocess("-p", "no:randomly", "-q")
+        assert result.ret == 0, result.stdout.str()
+        assert result.parseoutcomes()["passed"] == sum(
+            len(re.findall(r"^def test_", block, re.M)) for block in files
+        )
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,8 @@ from ._signal import ReceiverInfo, Signal, WeakReceiverWarning
 
 __all__ = ["ReceiverInfo", "Signal", "WeakReceiverWarning", "receiver"]
 
+# The one place the version is written: the wheel's metadata reads it from here
+# ([tool.hatch.version] in pyproject.toml), so importing tocsin reads no metadata.
 __version__ = "0.1.0"
 
 for _name in __all__:
