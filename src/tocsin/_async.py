@@ -134,7 +134,7 @@ class _Group:
 
 
 async def run_all(
-    awaitables: Sequence[Awaitable[Any]], robust: bool
+    awaitables: Sequence[Awaitable[Any]], robust: bool, isolated: bool = False
 ) -> tuple[list[Any], list[int]]:
     """Await each awaitable in a task of its own, as the children of a TaskGroup.
 
@@ -151,6 +151,12 @@ async def run_all(
         Exception: The one failure; ``ExceptionGroup``: several failures.
         BaseException: ``KeyboardInterrupt`` or ``SystemExit`` from a
             receiver, or the caller's cancellation once every receiver ended.
+
+    With ``isolated`` (while observed, see ``_observe``) each task runs in a
+    copy of the caller's context of its own, so that what a task sets while
+    others wait (the current receiver call, an OpenTelemetry span) is never
+    seen by another. The receivers then do not see what the others set;
+    what each set is copied back to the caller in receiver order, at the end.
     """
     import asyncio
 
@@ -158,12 +164,17 @@ async def run_all(
     context = contextvars.copy_context()
     group = _Group(robust)
     tasks = group.tasks
+    own: list[contextvars.Context] = []
     try:
         make = task_maker(loop)
         for awaitable in awaitables:
             if type(awaitable) is not _CoroutineType:
                 awaitable = _awaited(awaitable)
-            tasks.append(make(awaitable, context=context))
+            if isolated:
+                own.append(context.copy())
+                tasks.append(make(awaitable, context=own[-1]))
+            else:
+                tasks.append(make(awaitable, context=context))
         # Every receiver has started. Those that already finished are checked
         # in receiver order, as failures of one pass; the others are watched.
         for task in tasks:
@@ -185,7 +196,17 @@ async def run_all(
             raise cancelled
         return _results(tasks)
     finally:
+        for each in own:
+            context.run(copy_back, each)
         copy_back(context)
+
+
+def close_all(awaitables: Sequence[Awaitable[Any]]) -> None:
+    """Close coroutines that will never be awaited, so that none warns."""
+    for awaitable in awaitables:
+        close = getattr(awaitable, "close", None)
+        if close is not None:
+            close()
 
 
 def _results(tasks: list[asyncio.Task[Any]]) -> tuple[list[Any], list[int]]:

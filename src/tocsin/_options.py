@@ -98,11 +98,23 @@ def deliver(
     robust: bool,
 ) -> str:
     """Ask each option of ``receiver`` how to deliver; the first deferral wins."""
+    return deliver_by(options, receiver, signal, sender, named, robust)[0]
+
+
+def deliver_by(
+    options: dict[str, Any],
+    receiver: Callable[..., Any],
+    signal: Signal,
+    sender: Any,
+    named: dict[str, Any],
+    robust: bool,
+) -> tuple[str, str | None]:
+    """:func:`deliver`, and the name of the option that deferred (else ``None``)."""
     how = NOW_ROBUST if robust else NOW
     for name, value in options.items():
         answer = _handlers[name].deliver(value, receiver, signal, sender, named, robust)
         if answer == DEFERRED:
-            return DEFERRED
+            return DEFERRED, name
         if answer == NOW_ROBUST:
             how = NOW_ROBUST
-    return how
+    return how, None

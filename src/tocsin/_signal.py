@@ -42,7 +42,7 @@ import threading
 import warnings
 import weakref
 
-from . import _async, _dispatch, _options, _refs
+from . import _async, _dispatch, _observe, _options, _refs
 
 # typing costs more to import than the rest of the core together; the core
 # needs it only for the type checker.
@@ -63,6 +63,19 @@ _ALL = object()  # receivers_info() default: every connection, whatever its send
 _NUMBERS = (int, float)
 _HELD_PLANS = 256  # senders held strongly by cached plans, at most, per signal
 _PACKAGE = os.path.dirname(__file__) + os.sep
+
+
+# The observers of _observe, mirrored here so that a send tests a global of
+# this module: with none, that test is all the hook costs (see _observe).
+_observers: tuple[object, ...] = ()
+
+
+def _mirror_observers(observers: tuple[object, ...]) -> None:
+    global _observers
+    _observers = observers
+
+
+_observe.mirror(_mirror_observers)
 
 
 class WeakReceiverWarning(UserWarning):
@@ -116,6 +129,9 @@ class Signal:
             tocsin always caches the receivers of each sender.
         name: Shown in ``repr()`` and in the inspection tools.
         doc: What the signal means, who sends it and with which arguments.
+        trace: ``False`` for a signal sent once per row or per object (such
+            as ``post_init``): tracers such as the OpenTelemetry integration
+            leave it out unless asked to. Observers still see it.
 
     .. versionadded:: 0.1
     """
@@ -126,9 +142,11 @@ class Signal:
         *,
         name: str | None = None,
         doc: str | None = None,
+        trace: bool = True,
     ) -> None:
         self.use_caching = use_caching
         self.name = name
+        self.trace = trace
         if doc is not None:
             self.__doc__ = doc
         self.lock = threading.Lock()
@@ -331,27 +349,31 @@ class Signal:
             )
         infos = []
         for record in records:
-            receiver = record()
-            if receiver is None:
-                continue
-            module, line = _refs.source_location(receiver)
-            key = record.key
-            holder = self._sender_refs.get(record.sender_key)
-            infos.append(
-                ReceiverInfo(
-                    receiver=receiver,
-                    qualname=_refs.describe(receiver),
-                    module=module,
-                    line=line,
-                    sender=None if holder is None else holder(),
-                    dispatch_uid=key.uid if isinstance(key, _refs.UidKey) else None,
-                    priority=record.priority,
-                    weak=record.weak,
-                    is_async=record.is_async,
-                    options=dict(record.options or {}),
-                )
-            )
+            info = self._info(record)
+            if info is not None:
+                infos.append(info)
         return infos
+
+    def _info(self, record: Record) -> ReceiverInfo | None:
+        """Describe one connection, or ``None`` if its receiver is gone."""
+        receiver = record()
+        if receiver is None:
+            return None
+        module, line = _refs.source_location(receiver)
+        key = record.key
+        holder = self._sender_refs.get(record.sender_key)
+        return ReceiverInfo(
+            receiver=receiver,
+            qualname=_refs.describe(receiver),
+            module=module,
+            line=line,
+            sender=None if holder is None else holder(),
+            dispatch_uid=key.uid if isinstance(key, _refs.UidKey) else None,
+            priority=record.priority,
+            weak=record.weak,
+            is_async=record.is_async,
+            options=dict(record.options or {}),
+        )
 
     # -- sending --------------------------------------------------------------
 
@@ -381,6 +403,8 @@ class Signal:
 
         .. versionadded:: 0.1
         """
+        if _observers:  # the observation hook's whole cost when unobserved
+            return _observe.send(self, sender, named, False)
         if not self._by_sender:
             return []
         try:
@@ -414,6 +438,8 @@ class Signal:
 
         .. versionadded:: 0.1
         """
+        if _observers:
+            return _observe.send(self, sender, named, True)
         if not self._by_sender:
             return []
         plan = self._plan(sender)
@@ -445,6 +471,8 @@ class Signal:
 
         .. versionadded:: 0.1
         """
+        if _observers:
+            return await _observe.asend(self, sender, named, False)
         if not self._by_sender:
             return []
         plan = self._plan(sender)
@@ -460,6 +488,8 @@ class Signal:
 
         .. versionadded:: 0.1
         """
+        if _observers:
+            return await _observe.asend(self, sender, named, True)
         if not self._by_sender:
             return []
         plan = self._plan(sender)
@@ -544,8 +574,7 @@ class Signal:
                     awaitable = _async.caught(awaitable)
                 awaitables.append(awaitable)
         except BaseException:
-            for awaitable in awaitables:
-                getattr(awaitable, "close", _nothing)()
+            _async.close_all(awaitables)
             raise
         results, failed = await _async.run_all(awaitables, robust)
         for index in failed:
@@ -697,10 +726,6 @@ class Signal:
 
 def _identity(value: object) -> object:
     return value
-
-
-def _nothing() -> None:
-    return None
 
 
 def _caller_stacklevel() -> int:
