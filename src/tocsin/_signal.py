@@ -98,11 +98,13 @@ if TYPE_CHECKING:
         weak: bool
         is_async: bool
         options: dict[str, Any]
+        file: str | None
 
 else:
     _ReceiverInfoFields = collections.namedtuple(
         "_ReceiverInfoFields",
-        "receiver qualname module line sender dispatch_uid priority weak is_async options",
+        "receiver qualname module line sender dispatch_uid priority weak is_async "
+        "options file",
     )
 
 
@@ -113,7 +115,8 @@ class ReceiverInfo(_ReceiverInfoFields):
     ``sender``, the sender filter (``None`` when the receiver hears every
     sender); ``dispatch_uid``; ``priority``; ``weak``; ``is_async``; and
     ``options``, the connect options beyond Django's, such as
-    ``{"on_commit": True}``.
+    ``{"on_commit": True}``; and ``file``, the path of the receiver's source
+    file (``None`` where it has no Python code).
 
     .. versionadded:: 0.1
     """
@@ -373,6 +376,7 @@ class Signal:
             weak=record.weak,
             is_async=record.is_async,
             options=dict(record.options or {}),
+            file=_source_file(receiver),
         )
 
     # -- sending --------------------------------------------------------------
@@ -722,6 +726,11 @@ class Signal:
     def _forget_plan(self, sender_id: int, ref: object) -> None:
         self._plans.pop(sender_id, None)
         self._plan_refs.pop(sender_id, None)
+
+
+def _source_file(receiver: object) -> str | None:
+    code = _refs._code_of(_refs._unwrap(receiver))
+    return None if code is None else code.co_filename
 
 
 def _identity(value: object) -> object:
