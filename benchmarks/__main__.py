@@ -1,7 +1,7 @@
 """``python -m benchmarks``: run the sections, write ``docs/benchmarks.md``.
 
-Sections run in order: ``bench_core``, then ``bench_sqlalchemy`` and
-``bench_web`` when those modules exist.
+Sections run in order: ``bench_core``, ``bench_observe``, then
+``bench_sqlalchemy`` and ``bench_web`` when those modules exist.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-SECTIONS = ("core", "sqlalchemy", "web")
+SECTIONS = ("core", "observe", "sqlalchemy", "web")
 OUTPUT = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 PEERS = (
     "tocsin",
@@ -29,6 +29,7 @@ PEERS = (
     "flask",
     "uvicorn",
     "asgiref",
+    "opentelemetry-sdk",
 )
 
 

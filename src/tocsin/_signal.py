@@ -65,14 +65,15 @@ _HELD_PLANS = 256  # senders held strongly by cached plans, at most, per signal
 _PACKAGE = os.path.dirname(__file__) + os.sep
 
 
-# The observers of _observe, mirrored here so that a send tests a global of
-# this module: with none, that test is all the hook costs (see _observe).
-_observers: tuple[object, ...] = ()
+# Whether _observe has observers, mirrored here so that a send tests a global
+# of this module: with none, that test is all the hook costs (see _observe).
+# A bool, not the tuple: testing False is an identity check, with no call.
+_observed = False
 
 
 def _mirror_observers(observers: tuple[object, ...]) -> None:
-    global _observers
-    _observers = observers
+    global _observed
+    _observed = bool(observers)
 
 
 _observe.mirror(_mirror_observers)
@@ -407,7 +408,7 @@ class Signal:
 
         .. versionadded:: 0.1
         """
-        if _observers:  # the observation hook's whole cost when unobserved
+        if _observed:  # the observation hook's whole cost when unobserved
             return _observe.send(self, sender, named, False)
         if not self._by_sender:
             return []
@@ -442,7 +443,7 @@ class Signal:
 
         .. versionadded:: 0.1
         """
-        if _observers:
+        if _observed:
             return _observe.send(self, sender, named, True)
         if not self._by_sender:
             return []
@@ -475,7 +476,7 @@ class Signal:
 
         .. versionadded:: 0.1
         """
-        if _observers:
+        if _observed:
             return await _observe.asend(self, sender, named, False)
         if not self._by_sender:
             return []
@@ -492,7 +493,7 @@ class Signal:
 
         .. versionadded:: 0.1
         """
-        if _observers:
+        if _observed:
             return await _observe.asend(self, sender, named, True)
         if not self._by_sender:
             return []
