@@ -50,23 +50,18 @@ def hookless_signal_class() -> type:
     return type("HooklessSignal", (tocsin.Signal,), {"send": namespace["send"]})
 
 
-class Keeper:
+def keeper() -> Any:
     """A recording observer: keeps the last 1,000 dispatches, with their calls."""
+    import tocsin
 
-    def __init__(self) -> None:
-        self.kept: collections.deque[Any] = collections.deque(maxlen=1000)
+    class Keeper(tocsin.Observer):
+        def __init__(self) -> None:
+            self.kept: collections.deque[Any] = collections.deque(maxlen=1000)
 
-    def send_started(self, dispatch: Any) -> None:
-        return None
+        def send_finished(self, dispatch: Any) -> None:
+            self.kept.append(dispatch)
 
-    def receiver_started(self, call: Any) -> None:
-        return None
-
-    def receiver_finished(self, call: Any) -> None:
-        return None
-
-    def send_finished(self, dispatch: Any) -> None:
-        self.kept.append(dispatch)
+    return Keeper()
 
 
 def _timed(
@@ -83,11 +78,14 @@ def _with(observers: tuple[Any, ...], send: Callable[[], object]) -> Callable[[]
     """``send()`` with ``observers`` installed around it (see the module docstring)."""
     from tocsin import _observe, _signal
 
+    hooks, none = _observe._Hooks(observers), _observe._Hooks(())
+    flag = bool(observers)
+
     def run() -> None:
-        _observe._observers = observers
-        _signal._observed = bool(observers)
+        _observe._observers, _observe._hooks = observers, hooks
+        _signal._observed = flag
         send()
-        _observe._observers = ()
+        _observe._observers, _observe._hooks = (), none
         _signal._observed = False
 
     return run
@@ -167,7 +165,7 @@ def observed_cost(rounds: int, seconds: float) -> dict[str, float]:
     """Sends to 0 and 10 receivers: unobserved, and with one recording observer."""
     import tocsin
 
-    keeper = (Keeper(),)
+    observers = (keeper(),)
     kept = []  # the receivers are connected weakly: keep them alive
     contenders: dict[str, Callable[[], object]] = {}
     for size in (0, 10):
@@ -178,7 +176,7 @@ def observed_cost(rounds: int, seconds: float) -> dict[str, float]:
         kept.append(functions)
         send = _sender(signal)
         contenders[f"unobserved {size}"] = _with((), send)
-        contenders[f"observed {size}"] = _with(keeper, send)
+        contenders[f"observed {size}"] = _with(observers, send)
     return _timed(contenders, rounds, seconds)
 
 

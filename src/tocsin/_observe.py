@@ -337,23 +337,55 @@ def mirror(setter: Callable[[tuple[Observer, ...]], None]) -> None:
     setter(_observers)
 
 
+class _Hooks:
+    """The callbacks of some observers, as bound methods, by callback.
+
+    Built once per change of the observers, so that a send calls no method
+    that an observer left as :class:`Observer`'s no-op.
+    """
+
+    __slots__ = _CALLBACKS
+
+    def __init__(self, observers: tuple[Observer, ...]) -> None:
+        for name in _CALLBACKS:
+            noop = getattr(Observer, name)
+            methods = tuple(
+                getattr(observer, name)
+                for observer in observers
+                if getattr(type(observer), name, None) is not noop
+                or name in getattr(observer, "__dict__", ())
+            )
+            setattr(self, name, methods)
+
+    send_started: tuple[Callable[[Dispatch], object], ...]
+    receiver_started: tuple[Callable[[ReceiverCall], object], ...]
+    receiver_finished: tuple[Callable[[ReceiverCall], object], ...]
+    send_finished: tuple[Callable[[Dispatch], object], ...]
+
+
+_hooks = _Hooks(())
+
+
 def _publish(new: tuple[Observer, ...]) -> None:
-    global _observers
+    global _observers, _hooks
+    _hooks = _Hooks(new)
     _observers = new
     for setter in _mirrors:
         setter(new)
 
 
-def _notify(observers: tuple[Observer, ...], callback: str, record: object) -> None:
-    for observer in observers:
+def _notify(
+    methods: tuple[Callable[[Any], object], ...], record: object, callback: str
+) -> None:
+    for method in methods:
         try:
-            getattr(observer, callback)(record)
+            method(record)
         except Exception as error:
             import logging
 
             logging.getLogger("tocsin.observe").warning(
                 "The observer %r raised %s in %s(); the send went on.",
-                observer,
+                getattr(method, "__self__", method),
                 type(error).__name__,
                 callback,
                 exc_info=error,
@@ -365,9 +397,9 @@ def _notify(observers: tuple[Observer, ...], callback: str, record: object) -> N
 
 def send(signal: Signal, sender: Any, named: dict[str, Any], robust: bool) -> Responses:
     """``Signal.send`` or ``send_robust`` while observed."""
-    observers = _observers
+    observers = _hooks
     dispatch = Dispatch(signal, sender, named, "send_robust" if robust else "send")
-    _notify(observers, "send_started", dispatch)
+    _notify(observers.send_started, dispatch, "send_started")
     try:
         plan = signal._plan(sender) if signal._by_sender else ()
         if not plan:
@@ -384,16 +416,16 @@ def send(signal: Signal, sender: Any, named: dict[str, Any], robust: bool) -> Re
         raise
     finally:
         dispatch._end_ns = _clock()
-        _notify(observers, "send_finished", dispatch)
+        _notify(observers.send_finished, dispatch, "send_finished")
 
 
 async def asend(
     signal: Signal, sender: Any, named: dict[str, Any], robust: bool
 ) -> Responses:
     """``Signal.asend`` or ``asend_robust`` while observed."""
-    observers = _observers
+    observers = _hooks
     dispatch = Dispatch(signal, sender, named, "asend_robust" if robust else "asend")
-    _notify(observers, "send_started", dispatch)
+    _notify(observers.send_started, dispatch, "send_started")
     try:
         plan = signal._plan(sender) if signal._by_sender else ()
         if not plan:
@@ -407,11 +439,11 @@ async def asend(
         raise
     finally:
         dispatch._end_ns = _clock()
-        _notify(observers, "send_finished", dispatch)
+        _notify(observers.send_finished, dispatch, "send_finished")
 
 
 def _start(
-    observers: tuple[Observer, ...],
+    observers: _Hooks,
     dispatch: Dispatch,
     plain: tuple[Record, ...],
     special: tuple[Record, ...],
@@ -447,7 +479,7 @@ def _start(
 
 
 def _call(
-    observers: tuple[Observer, ...],
+    observers: _Hooks,
     dispatch: Dispatch,
     record: Record,
     receiver: Callable[..., Any],
@@ -458,7 +490,8 @@ def _call(
     call = ReceiverCall(dispatch, record, _refs.describe(receiver))
     token = _current.set(call)
     try:
-        _notify(observers, "receiver_started", call)
+        if observers.receiver_started:
+            _notify(observers.receiver_started, call, "receiver_started")
         call._start_ns = _clock()
         try:
             call._result = response = receiver(
@@ -474,12 +507,13 @@ def _call(
         call._end_ns = _clock()
         return response
     finally:
-        _notify(observers, "receiver_finished", call)
+        if observers.receiver_finished:
+            _notify(observers.receiver_finished, call, "receiver_finished")
         _current.reset(token)
 
 
 async def _observed(
-    observers: tuple[Observer, ...],
+    observers: _Hooks,
     dispatch: Dispatch,
     record: Record,
     qualname: str,
@@ -489,7 +523,8 @@ async def _observed(
     call = ReceiverCall(dispatch, record, qualname)
     token = _current.set(call)
     try:
-        _notify(observers, "receiver_started", call)
+        if observers.receiver_started:
+            _notify(observers.receiver_started, call, "receiver_started")
         call._start_ns = _clock()
         try:
             call._result = result = await awaitable
@@ -500,12 +535,13 @@ async def _observed(
         call._end_ns = _clock()
         return result
     finally:
-        _notify(observers, "receiver_finished", call)
+        if observers.receiver_finished:
+            _notify(observers.receiver_finished, call, "receiver_finished")
         _current.reset(token)
 
 
 async def _run_async(
-    observers: tuple[Observer, ...], dispatch: Dispatch, calls: Calls, robust: bool
+    observers: _Hooks, dispatch: Dispatch, calls: Calls, robust: bool
 ) -> Responses:
     """``Signal._run_async``, each receiver wrapped so that it reports from its task."""
     signal = dispatch._signal
@@ -535,7 +571,7 @@ async def _run_async(
 
 
 def _deliver(
-    observers: tuple[Observer, ...],
+    observers: _Hooks,
     dispatch: Dispatch,
     record: Record,
     receiver: Callable[..., Any],
@@ -553,16 +589,18 @@ def _deliver(
     except BaseException as error:
         call._exception = error
         call._end_ns = _clock()
-        _notify(observers, "receiver_started", call)
-        _notify(observers, "receiver_finished", call)
+        if observers.receiver_started:
+            _notify(observers.receiver_started, call, "receiver_started")
+        if observers.receiver_finished:
+            _notify(observers.receiver_finished, call, "receiver_finished")
         raise
     if how != _options.DEFERRED:
         dispatch._calls.remove(call)  # called now: reported as an ordinary call
         return how
     call._deferred = option
     call._end_ns = _clock()
-    _notify(observers, "receiver_started", call)
-    _notify(observers, "receiver_finished", call)
+    _notify(observers.receiver_started, call, "receiver_started")
+    _notify(observers.receiver_finished, call, "receiver_finished")
     return how
 
 
@@ -576,9 +614,9 @@ def _stand_in(
     """
 
     def run(**arguments: Any) -> Any:
-        observers = _observers
-        if not observers:
+        if not _observers:
             return receiver(**arguments)
+        observers = _hooks
         named = dict(arguments)
         signal = named.pop("signal")
         sender = named.pop("sender")
@@ -587,7 +625,7 @@ def _stand_in(
         dispatch = Dispatch(signal, sender, named, mode, origin=origin)
         if record.is_async:
             return _run_deferred_async(observers, dispatch, record, receiver)
-        _notify(observers, "send_started", dispatch)
+        _notify(observers.send_started, dispatch, "send_started")
         try:
             return _call(observers, dispatch, record, receiver, False)
         except BaseException as error:
@@ -595,7 +633,7 @@ def _stand_in(
             raise
         finally:
             dispatch._end_ns = _clock()
-            _notify(observers, "send_finished", dispatch)
+            _notify(observers.send_finished, dispatch, "send_finished")
 
     run.__qualname__ = scheduled._qualname
     run.__name__ = getattr(receiver, "__name__", scheduled._qualname)
@@ -604,12 +642,12 @@ def _stand_in(
 
 
 async def _run_deferred_async(
-    observers: tuple[Observer, ...],
+    observers: _Hooks,
     dispatch: Dispatch,
     record: Record,
     receiver: Callable[..., Any],
 ) -> Any:
-    _notify(observers, "send_started", dispatch)
+    _notify(observers.send_started, dispatch, "send_started")
     try:
         awaitable = receiver(
             signal=dispatch._signal, sender=dispatch._sender, **dispatch._kwargs
@@ -622,4 +660,4 @@ async def _run_deferred_async(
         raise
     finally:
         dispatch._end_ns = _clock()
-        _notify(observers, "send_finished", dispatch)
+        _notify(observers.send_finished, dispatch, "send_finished")
