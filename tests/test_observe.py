@@ -523,3 +523,42 @@ def test_signal_trace_flag_is_kept_and_per_row_signals_are_marked() -> None:
 def test_the_public_names_come_from_tocsin() -> None:
     assert tocsin.observe is observe
     assert repr(Dispatch) == "<class 'tocsin.Dispatch'>"
+
+
+def test_any_deferring_option_is_observed_when_scheduled_and_when_run(
+    recorder: Recorder,
+) -> None:
+    """The seam a future ``durable=True`` uses: an option that queues the
+    receiver gets a stand-in that reports its run under the option's name."""
+    import inspect
+
+    from tocsin import _options
+
+    queue: list[Callable[[], Any]] = []
+
+    class Queued(_options.ConnectOption):
+        name = "queued"
+
+        def deliver(self, value: Any, receiver: Any, signal: Any, sender: Any,
+                    named: dict[str, Any], robust: bool) -> str:  # fmt: skip
+            assert inspect.unwrap(receiver) is first  # the real receiver, for a path
+            queue.append(lambda: receiver(signal=signal, sender=sender, **named))
+            return _options.DEFERRED
+
+    _options.register(Queued())
+    try:
+        signal = Signal(name="s")
+        signal.connect(first, queued=True)
+        assert signal.send("shop", x=1) == [(first, None)]
+        (scheduled,) = recorder.dispatches()[0].calls
+        assert scheduled.deferred == "queued"
+        assert queue[0]() == "first"
+    finally:
+        del _options._handlers["queued"]
+    run = recorder.dispatches()[1]
+    assert (run.mode, run.origin, run.kwargs) == (
+        "queued",
+        recorder.dispatches()[0],
+        {"x": 1},
+    )
+    assert run.calls[0].result == "first"

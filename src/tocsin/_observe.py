@@ -610,7 +610,9 @@ def _stand_in(
     """What a deferring option queues instead of ``receiver``: it reports the run.
 
     It holds the receiver strongly, as the queued call would anyway, and
-    carries the receiver's name for the option's own log lines.
+    carries the receiver's names for the option's own log lines; an option
+    that needs the receiver itself (to store its import path, say) finds it
+    as ``__wrapped__`` (``inspect.unwrap``).
     """
 
     def run(**arguments: Any) -> Any:
@@ -637,6 +639,7 @@ def _stand_in(
 
     run.__qualname__ = scheduled._qualname
     run.__name__ = getattr(receiver, "__name__", scheduled._qualname)
+    run.__module__ = getattr(receiver, "__module__", None) or __name__
     run.__wrapped__ = receiver  # type: ignore[attr-defined]
     return run
 

@@ -56,6 +56,10 @@ class ConnectOption:
         A receiver to be called now runs where the send runs every other
         receiver (a synchronous one inline, an async one in its own task,
         awaited by ``asend`` on the caller's loop).
+
+        While the send is observed (``tocsin.observe``), ``receiver`` is a
+        stand-in that reports the deferred run to the observers: queue it
+        as the receiver; ``inspect.unwrap(receiver)`` is the receiver itself.
         """
         raise NotImplementedError
 
