@@ -589,10 +589,8 @@ def _deliver(
     except BaseException as error:
         call._exception = error
         call._end_ns = _clock()
-        if observers.receiver_started:
-            _notify(observers.receiver_started, call, "receiver_started")
-        if observers.receiver_finished:
-            _notify(observers.receiver_finished, call, "receiver_finished")
+        _notify(observers.receiver_started, call, "receiver_started")
+        _notify(observers.receiver_finished, call, "receiver_finished")
         raise
     if how != _options.DEFERRED:
         dispatch._calls.remove(call)  # called now: reported as an ordinary call

@@ -156,6 +156,7 @@ def test_a_query_in_a_receiver_is_a_child_of_its_span(
             assert counted.send("shop") == [(count, 2)]
     finally:
         SQLAlchemyInstrumentor().uninstrument()
+        engine.dispose()  # its SQLite connection, closed now rather than by gc
     receiver_span = next(
         s for s in traced.exporter.get_finished_spans() if s.name.endswith("count")
     )
