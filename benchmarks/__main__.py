@@ -1,9 +1,9 @@
 """``python -m benchmarks``: run the sections, write ``docs/benchmarks.md``.
 
-Sections run in order: ``bench_core``, then ``bench_sqlalchemy`` and
-``bench_web``, ``bench_service`` and ``bench_durable``. The report's tables are then drawn as
-SVG bar charts into ``docs/benchmarks/`` (``benchmarks/charts.py``) and linked
-below each table.
+Sections run in order: ``bench_core``, ``bench_observe``, ``bench_sqlalchemy``,
+``bench_web``, ``bench_service`` and ``bench_durable``. The report's tables are then
+drawn as SVG bar charts into ``docs/benchmarks/`` (``benchmarks/charts.py``) and
+linked below each table.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 
 from benchmarks import charts
 
-SECTIONS = ("core", "sqlalchemy", "web", "service", "durable")
+SECTIONS = ("core", "observe", "sqlalchemy", "web", "service", "durable")
 OUTPUT = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 PEERS = (
     "tocsin",
@@ -36,6 +36,7 @@ PEERS = (
     "fastapi",
     "asyncpg",
     "aiosqlite",
+    "opentelemetry-sdk",
 )
 
 

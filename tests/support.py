@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import threading
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
@@ -13,6 +14,8 @@ import pytest
 from benchmarks._net import free_port
 
 __all__ = ["IN_CI", "collect_garbage", "free_port", "server_unavailable"]
+
+from tocsin import Dispatch, Observer, ReceiverCall
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
@@ -117,3 +120,40 @@ def run_then_cancel(coroutine: Coroutine[Any, Any, Any], after: float = 0.01) ->
             await task
 
     asyncio.run(main())
+
+
+class Recorder(Observer):
+    """Keeps every callback, in order, as (callback, record)."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, Any]] = []
+        self.lock = threading.Lock()
+
+    def _add(self, name: str, record: Any) -> None:
+        with self.lock:
+            self.events.append((name, record))
+
+    def send_started(self, dispatch: Dispatch) -> None:
+        self._add("send_started", dispatch)
+
+    def receiver_started(self, call: ReceiverCall) -> None:
+        self._add("receiver_started", call)
+
+    def receiver_finished(self, call: ReceiverCall) -> None:
+        self._add("receiver_finished", call)
+
+    def send_finished(self, dispatch: Dispatch) -> None:
+        self._add("send_finished", dispatch)
+
+    def trail(self) -> list[str]:
+        """Events as strings: ``send_started <signal>``, ``receiver_started <name>``."""
+        out = []
+        for name, record in self.events:
+            if isinstance(record, Dispatch):
+                out.append(f"{name} {record.signal.name}")
+            else:
+                out.append(f"{name} {record.qualname.rsplit('.', 1)[-1]}")
+        return out
+
+    def dispatches(self) -> list[Dispatch]:
+        return [r for n, r in self.events if n == "send_started"]

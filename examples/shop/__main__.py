@@ -1,6 +1,7 @@
 """``make demo``: serve the shop on 127.0.0.1 and drive it with real requests.
 
-For each request it prints the signals sent and what the receivers did.
+For each request it prints the signals sent, what the receivers did, and how
+long each receiver took (from the observation hook, ``tocsin.observe``).
 ``--serve`` keeps the server running for a person to try in a browser.
 """
 
@@ -59,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     worker.start()
 
     timeline.mark_commits()
+    timeline.time_receivers()
     timeline.trace(
         catalog.request_started,
         catalog.pre_save,
@@ -169,6 +171,7 @@ def _drive(url: str) -> None:
             }
             print(f"\nPOST {path} {json.dumps(shown)} -> {response.status_code}")
             print("\n".join(timeline.entries))
+            print(timeline.timing_line())
     print(f"\nOutbox ({len(mailer.outbox)} emails):")
     for to, text in mailer.outbox:
         print(f"  to {to}: {text}")
@@ -191,7 +194,8 @@ def _follow(thread: threading.Thread) -> None:
             if timeline.request_done.wait(timeout=0.2):
                 timeline.request_done.clear()
                 _delivered()
-                print("\n".join(timeline.entries) + "\n", flush=True)
+                print("\n".join(timeline.entries), flush=True)
+                print(timeline.timing_line() + "\n", flush=True)
                 timeline.entries.clear()
     except KeyboardInterrupt:
         pass

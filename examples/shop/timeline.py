@@ -6,9 +6,11 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from tocsin import Signal
+import tocsin
+from tocsin import Observer, ReceiverCall, Signal
 
 entries: list[str] = []
+timings: list[str] = []
 request_done = threading.Event()
 
 
@@ -61,3 +63,29 @@ def trace(*signals: Signal) -> None:
     """Record every send of ``signals`` in the timeline, before any receiver."""
     for signal in signals:
         signal.connect(_tracer, weak=False, priority=float("inf"))
+
+
+class _Timings(Observer):
+    """Keeps how long each of the shop's receivers took (the observation hook)."""
+
+    def receiver_finished(self, call: ReceiverCall) -> None:
+        module = getattr(call.receiver, "__module__", "")
+        if call.deferred is not None or not module.startswith("examples.shop."):
+            return
+        if module == __name__:
+            return  # the timeline's own tracer
+        after = " after commit" if call.dispatch.mode == "on_commit" else ""
+        duration = (call.duration_ns or 0) / 1e6
+        timings.append(f"{call.qualname} {duration:.2f} ms{after}")
+
+
+def time_receivers() -> None:
+    """Record every receiver call's duration; :func:`timing_line` shows them."""
+    tocsin.observe(_Timings())
+
+
+def timing_line() -> str:
+    """The receivers' timings since the last call, on one line; then forget them."""
+    line = "  receivers' timings: " + (", ".join(timings) or "none")
+    timings.clear()
+    return line

@@ -9,10 +9,23 @@
 'thanks for #1'
 """
 
+from ._log import LoggingObserver
+from ._observe import Dispatch, Observer, ReceiverCall, observe, observing
 from ._receiver import receiver
 from ._signal import ReceiverInfo, Signal, WeakReceiverWarning
 
-__all__ = ["ReceiverInfo", "Signal", "WeakReceiverWarning", "receiver"]
+__all__ = [
+    "Dispatch",
+    "LoggingObserver",
+    "Observer",
+    "ReceiverCall",
+    "ReceiverInfo",
+    "Signal",
+    "WeakReceiverWarning",
+    "observe",
+    "observing",
+    "receiver",
+]
 
 # The one place the version is written: the wheel's metadata reads it from here
 # ([tool.hatch.version] in pyproject.toml), so importing tocsin reads no metadata.

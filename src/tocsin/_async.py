@@ -200,6 +200,14 @@ async def run_all(
         copy_back(context)
 
 
+def close_all(awaitables: Sequence[Awaitable[Any]]) -> None:
+    """Close coroutines that will never be awaited, so that none warns."""
+    for awaitable in awaitables:
+        close = getattr(awaitable, "close", None)
+        if close is not None:
+            close()
+
+
 def _results(tasks: list[asyncio.Task[Any]]) -> tuple[list[Any], list[int]]:
     results: list[Any] = []
     failed: list[int] = []

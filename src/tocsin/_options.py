@@ -64,6 +64,10 @@ class ConnectOption:
         A receiver to be called now runs where the send runs every other
         receiver (a synchronous one inline, an async one in its own task,
         awaited by ``asend`` on the caller's loop).
+
+        While the send is observed (``tocsin.observe``), ``receiver`` is a
+        stand-in that reports the deferred run to the observers: queue it
+        as the receiver; ``inspect.unwrap(receiver)`` is the receiver itself.
         """
         raise NotImplementedError
 
@@ -114,11 +118,23 @@ def deliver(
     robust: bool,
 ) -> str:
     """Ask each option of ``receiver`` how to deliver; the first deferral wins."""
+    return deliver_by(options, receiver, signal, sender, named, robust)[0]
+
+
+def deliver_by(
+    options: dict[str, Any],
+    receiver: Callable[..., Any],
+    signal: Signal,
+    sender: Any,
+    named: dict[str, Any],
+    robust: bool,
+) -> tuple[str, str | None]:
+    """:func:`deliver`, and the name of the option that deferred (else ``None``)."""
     how = NOW_ROBUST if robust else NOW
     for name, value in options.items():
         answer = _handlers[name].deliver(value, receiver, signal, sender, named, robust)
         if answer == DEFERRED:
-            return DEFERRED
+            return DEFERRED, name
         if answer == NOW_ROBUST:
             how = NOW_ROBUST
-    return how
+    return how, None

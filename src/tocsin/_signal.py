@@ -42,7 +42,7 @@ import threading
 import warnings
 import weakref
 
-from . import _async, _dispatch, _options, _refs
+from . import _async, _dispatch, _observe, _options, _refs
 
 # typing costs more to import than the rest of the core together; the core
 # needs it only for the type checker.
@@ -67,6 +67,20 @@ _HELD_PLANS = 256  # senders held strongly by cached plans, at most, per signal
 _PACKAGE = os.path.dirname(__file__) + os.sep
 
 
+# Whether _observe has observers, mirrored here so that a send tests a global
+# of this module: with none, that test is all the hook costs (see _observe).
+# A bool, not the tuple: testing False is an identity check, with no call.
+_observed = False
+
+
+def _mirror_observers(observers: tuple[object, ...]) -> None:
+    global _observed
+    _observed = bool(observers)
+
+
+_observe.mirror(_mirror_observers)
+
+
 class WeakReceiverWarning(UserWarning):
     """A weakly connected receiver will vanish when the scope that made it ends.
 
@@ -87,11 +101,13 @@ if TYPE_CHECKING:
         weak: bool
         is_async: bool
         options: dict[str, Any]
+        file: str | None
 
 else:
     _ReceiverInfoFields = collections.namedtuple(
         "_ReceiverInfoFields",
-        "receiver qualname module line sender dispatch_uid priority weak is_async options",
+        "receiver qualname module line sender dispatch_uid priority weak is_async "
+        "options file",
     )
 
 
@@ -102,7 +118,8 @@ class ReceiverInfo(_ReceiverInfoFields):
     ``sender``, the sender filter (``None`` when the receiver hears every
     sender); ``dispatch_uid``; ``priority``; ``weak``; ``is_async``; and
     ``options``, the connect options beyond Django's, such as
-    ``{"on_commit": True}``.
+    ``{"on_commit": True}``; and ``file``, the path of the receiver's source
+    file (``None`` where it has no Python code).
 
     .. versionadded:: 0.1
     """
@@ -118,6 +135,9 @@ class Signal:
             tocsin always caches the receivers of each sender.
         name: Shown in ``repr()`` and in the inspection tools.
         doc: What the signal means, who sends it and with which arguments.
+        trace: ``False`` for a signal sent once per row or per object (such
+            as ``post_init``): tracers such as the OpenTelemetry integration
+            leave it out unless asked to. Observers still see it.
 
     .. versionadded:: 0.1
     """
@@ -128,9 +148,11 @@ class Signal:
         *,
         name: str | None = None,
         doc: str | None = None,
+        trace: bool = True,
     ) -> None:
         self.use_caching = use_caching
         self.name = name
+        self.trace = trace
         if doc is not None:
             self.__doc__ = doc
         self.lock = threading.Lock()
@@ -339,27 +361,32 @@ class Signal:
             )
         infos = []
         for record in records:
-            receiver = record()
-            if receiver is None:
-                continue
-            module, line = _refs.source_location(receiver)
-            key = record.key
-            holder = self._sender_refs.get(record.sender_key)
-            infos.append(
-                ReceiverInfo(
-                    receiver=receiver,
-                    qualname=_refs.describe(receiver),
-                    module=module,
-                    line=line,
-                    sender=None if holder is None else holder(),
-                    dispatch_uid=key.uid if isinstance(key, _refs.UidKey) else None,
-                    priority=record.priority,
-                    weak=record.weak,
-                    is_async=record.is_async,
-                    options=dict(record.options or {}),
-                )
-            )
+            info = self._info(record)
+            if info is not None:
+                infos.append(info)
         return infos
+
+    def _info(self, record: Record) -> ReceiverInfo | None:
+        """Describe one connection, or ``None`` if its receiver is gone."""
+        receiver = record()
+        if receiver is None:
+            return None
+        module, line = _refs.source_location(receiver)
+        key = record.key
+        holder = self._sender_refs.get(record.sender_key)
+        return ReceiverInfo(
+            receiver=receiver,
+            qualname=_refs.describe(receiver),
+            module=module,
+            line=line,
+            sender=None if holder is None else holder(),
+            dispatch_uid=key.uid if isinstance(key, _refs.UidKey) else None,
+            priority=record.priority,
+            weak=record.weak,
+            is_async=record.is_async,
+            options=dict(record.options or {}),
+            file=_source_file(receiver),
+        )
 
     # -- sending --------------------------------------------------------------
 
@@ -389,6 +416,8 @@ class Signal:
 
         .. versionadded:: 0.1
         """
+        if _observed:  # the observation hook's whole cost when unobserved
+            return _observe.send(self, sender, named, False)
         if not self._by_sender:
             return []
         try:
@@ -417,6 +446,8 @@ class Signal:
 
         .. versionadded:: 0.1
         """
+        if _observed:
+            return _observe.send(self, sender, named, True)
         if not self._by_sender:
             return []
         plan = self._plan(sender)
@@ -443,6 +474,8 @@ class Signal:
 
         .. versionadded:: 0.1
         """
+        if _observed:
+            return await _observe.asend(self, sender, named, False)
         if not self._by_sender:
             return []
         return await self._asend_all(sender, named, False)
@@ -452,6 +485,8 @@ class Signal:
 
         .. versionadded:: 0.1
         """
+        if _observed:
+            return await _observe.asend(self, sender, named, True)
         if not self._by_sender:
             return []
         return await self._asend_all(sender, named, True)
@@ -557,8 +592,7 @@ class Signal:
                     awaitable = _async.caught(awaitable)
                 awaitables.append(awaitable)
         except BaseException:
-            for awaitable in awaitables:
-                getattr(awaitable, "close", _nothing)()
+            _async.close_all(awaitables)
             raise
         results, failed = await _async.run_all(awaitables, robust)
         for index in failed:
@@ -708,12 +742,13 @@ class Signal:
         self._plan_refs.pop(sender_id, None)
 
 
+def _source_file(receiver: object) -> str | None:
+    code = _refs._code_of(_refs._unwrap(receiver))
+    return None if code is None else code.co_filename
+
+
 def _identity(value: object) -> object:
     return value
-
-
-def _nothing() -> None:
-    return None
 
 
 def _caller_stacklevel() -> int:

@@ -246,6 +246,7 @@ class_prepared = Signal(
 pre_init = ModelSignal(
     use_caching=True,
     name="pre_init",
+    trace=False,  # sent once per loaded row
     doc="""A model is about to be initialised.
 
     sender: the model class.
@@ -257,6 +258,7 @@ pre_init = ModelSignal(
 post_init = ModelSignal(
     use_caching=True,
     name="post_init",
+    trace=False,  # sent once per loaded row
     doc="""A model instance was initialised, by its constructor or by a load.
 
     sender: the model class.
