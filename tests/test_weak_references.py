@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+import tocsin._connections
 import tocsin._refs
 import tocsin._signal
 from tocsin import Signal
@@ -243,7 +244,7 @@ def recycle_id(monkeypatch: pytest.MonkeyPatch) -> Callable[..., object]:
         def colliding_id(obj: object) -> int:
             return target_id if obj is candidate else builtins.id(obj)
 
-        for module in (tocsin._signal, tocsin._refs):
+        for module in (tocsin._signal, tocsin._connections, tocsin._refs):
             monkeypatch.setattr(module, "id", colliding_id, raising=False)
         return candidate
 

@@ -2,27 +2,11 @@
 
 How it is built, for a reader of this file:
 
-- Connections live in ``_by_sender``: a dict from sender key to a dict from
-  receiver key to *record* (see ``_refs``). Connect, disconnect and lookup are
-  O(1); dict order is registration order.
-- ``send`` never takes the lock. It looks up a *plan* for ``id(sender)`` in
-  ``_plans``: the records that a send from that sender reaches, already in
-  dispatch order (priority, then registration), split into plain synchronous
-  receivers and the rest (async receivers, receivers with connect options).
-  A sender that has nobody listening maps to the empty plan ``()``.
-- Any change to the connections throws every plan away (copy-on-write: a
-  concurrent ``send`` keeps using the plan it already holds).
-- Plans are keyed by ``id(sender)``, so a cached plan must never outlive its
-  sender, or a new object reusing the address would get the old plan. Each
-  cached plan therefore holds a weak reference to its sender whose callback
-  evicts it before the address can be reused. A sender that cannot be weakly
-  referenced is cached only while a connection holds it strongly.
-- Weak-reference callbacks run inside garbage collection, possibly while this
-  thread holds the lock, so they never lock and never raise: they drop cached
-  plans and queue the dead entry; the next locked operation purges it.
-- A sender that cannot be weakly referenced (a string, an integer, a tuple)
-  is held strongly by its cached plan instead, in a bounded cache, so that
-  senders made anew for each send cannot grow memory.
+- The connections, and the *plan* cached per sender (the records a send from
+  that sender reaches, in dispatch order, plain synchronous receivers apart),
+  are kept by the base class ``_connections.Connections``.
+- ``send`` never takes the lock: it looks up the plan for ``id(sender)``; a
+  sender that nobody listens to maps to the empty plan ``()``.
 - Plain receivers are called by the loops of ``_dispatch`` (compiled per set
   of keyword names); async receivers run in tasks of their own (``_async``);
   receivers with connect options are delivered to as their option says
@@ -34,15 +18,13 @@ How it is built, for a reader of this file:
 from __future__ import annotations
 
 import collections
-import functools
 import itertools
 import os
 import sys
-import threading
 import warnings
-import weakref
 
 from . import _async, _dispatch, _observe, _options, _refs
+from ._connections import Connections
 
 # typing costs more to import than the rest of the core together; the core
 # needs it only for the type checker.
@@ -51,19 +33,15 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Hashable, Iterable
     from typing import Any, NamedTuple
 
+    from ._connections import Plan, Receivers
     from ._dispatch import Loop, Responses
     from ._refs import Record
-
-    # The plain receivers, then the rest (async ones, ones with options).
-    Receivers = tuple[tuple[Record, ...], tuple[Record, ...]]
-    Plan = Receivers | tuple[()]
 
 __all__ = ["ReceiverInfo", "Signal", "WeakReceiverWarning"]
 
 _ANY_KEY = _refs.ANY_SENDER
 _ALL = object()  # receivers_info() default: every connection, whatever its sender
 _NUMBERS = (int, float)
-_HELD_PLANS = 256  # senders held strongly by cached plans, at most, per signal
 _PACKAGE = os.path.dirname(__file__) + os.sep
 
 
@@ -127,7 +105,7 @@ class ReceiverInfo(_ReceiverInfoFields):
     __slots__ = ()
 
 
-class Signal:
+class Signal(Connections):
     """A named event that receivers can connect to and senders can send.
 
     Args:
@@ -155,18 +133,10 @@ class Signal:
         self.trace = trace
         if doc is not None:
             self.__doc__ = doc
-        self.lock = threading.Lock()
-        self._by_sender: dict[Hashable, dict[Hashable, Record]] = {}
-        self._sender_refs: dict[Hashable, Callable[[], object]] = {}
+        super().__init__()
         self._next_order = itertools.count().__next__
-        self._dead_records: list[Record] = []
-        self._dead_senders: list[Hashable] = []
-        # Bound once: a bound method per connection would cost 64 bytes each.
-        self._on_receiver_death = self._receiver_died
         self._plain_loop: Loop = _dispatch.no_loop_yet
         self._robust_loop: Loop = _dispatch.no_loop_yet
-        self._plan_refs: dict[int, weakref.ref[Any]] = {}
-        self._invalidate()
 
     def __repr__(self) -> str:
         label = f" {self.name!r}" if self.name else ""
@@ -629,126 +599,10 @@ class Signal:
             exc_info=error,
         )
 
-    # -- plans, and keeping them honest -----------------------------------------
-
-    def _invalidate(self) -> None:
-        self._plans: dict[int, Plan] = {}
-        # Senders that cannot be weakly referenced, held by their cached plan
-        # so that their id() is not reused; oldest first.
-        self._held: dict[int, object] = {}
-
-    def _resolve(self, sender: object) -> Plan:
-        """Compute (and cache, where that is safe) the plan for ``sender``."""
-        with self.lock:
-            self._purge()
-            # A weak-reference callback may invalidate (rebind) the caches
-            # while this runs, without the lock. Storing into the dicts read
-            # here, before the connections, then only ever caches into a dict
-            # that is already discarded, never a plan computed too early.
-            plans, held = self._plans, self._held
-            any_records = self._by_sender.get(_ANY_KEY, {})
-            if sender is None:
-                own: dict[Hashable, Record] = {}
-            else:
-                own = self._by_sender.get(_refs.sender_key(sender), {})
-            live = [
-                record
-                for record in itertools.chain(any_records.values(), own.values())
-                if record() is not None
-            ]
-            plan = self._split(self._ordered(live))
-            if sender is None or self._track(sender):
-                plans[id(sender)] = plan
-            else:
-                if len(held) >= _HELD_PLANS:
-                    oldest = next(iter(held))
-                    del held[oldest]
-                    plans.pop(oldest, None)
-                held[id(sender)] = sender
-                plans[id(sender)] = plan
-            return plan
-
-    def _track(self, sender: object) -> bool:
-        """Make sure a plan cached for ``sender`` is evicted when it dies.
-
-        The weak references outlive invalidations (they go with their sender),
-        so that no plan can ever be cached under an id without one.
-        """
-        sender_id = id(sender)
-        if sender_id in self._plan_refs:
-            return True
-        try:
-            evict = functools.partial(self._forget_plan, sender_id)
-            self._plan_refs[sender_id] = weakref.ref(sender, evict)
-        except TypeError:
-            return False
-        return True
-
-    @staticmethod
-    def _ordered(records: Iterable[Record]) -> list[Record]:
-        return sorted(records, key=lambda record: (-record.priority, record.order))
-
-    @staticmethod
-    def _split(records: list[Record]) -> Plan:
-        if not records:
-            return ()
-        plain = tuple(r for r in records if not (r.is_async or r.options))
-        special = tuple(r for r in records if r.is_async or r.options)
-        return (plain, special)
-
-    def _hold_sender(self, sender: object, skey: Hashable) -> Callable[[], object]:
-        if isinstance(sender, _refs._VALUE_SENDER_TYPES):
-            return functools.partial(_identity, sender)
-        try:
-            return weakref.ref(sender, functools.partial(self._sender_died, skey))
-        except TypeError:
-            # Held strongly while connected, so that its id() cannot be reused.
-            return functools.partial(_identity, sender)
-
-    def _remove(self, skey: Hashable, key: Hashable) -> Record | None:
-        connections = self._by_sender.get(skey)
-        if connections is None:
-            return None
-        record = connections.pop(key, None)
-        if not connections:
-            del self._by_sender[skey]
-            self._sender_refs.pop(skey, None)
-        return record
-
-    def _purge(self) -> None:
-        """Drop connections whose receiver or sender died. Hold the lock."""
-        while self._dead_senders:
-            skey = self._dead_senders.pop()
-            self._by_sender.pop(skey, None)
-            self._sender_refs.pop(skey, None)
-        while self._dead_records:
-            record = self._dead_records.pop()
-            connections = self._by_sender.get(record.sender_key)
-            if connections is not None and connections.get(record.key) is record:
-                self._remove(record.sender_key, record.key)
-
-    # Weak-reference callbacks: no lock, no exception (see the module docstring).
-
-    def _receiver_died(self, record: Record) -> None:
-        self._dead_records.append(record)
-        self._invalidate()
-
-    def _sender_died(self, skey: Hashable, ref: object) -> None:
-        self._dead_senders.append(skey)
-        self._invalidate()
-
-    def _forget_plan(self, sender_id: int, ref: object) -> None:
-        self._plans.pop(sender_id, None)
-        self._plan_refs.pop(sender_id, None)
-
 
 def _source_file(receiver: object) -> str | None:
     code = _refs._code_of(_refs._unwrap(receiver))
     return None if code is None else code.co_filename
-
-
-def _identity(value: object) -> object:
-    return value
 
 
 def _caller_stacklevel() -> int:
