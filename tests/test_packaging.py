@@ -111,7 +111,11 @@ def test_published_metadata_names_the_licence_and_no_development_tool(
         classifiers
     )
     assert metadata.get_all("Project-URL")
-    assert sorted(metadata.get_all("Provides-Extra") or []) == ["flask", "sqlalchemy"]
+    assert sorted(metadata.get_all("Provides-Extra") or []) == [
+        "flask",
+        "opentelemetry",
+        "sqlalchemy",
+    ]
     requirements = metadata.get_all("Requires-Dist") or []
     assert all("extra ==" in requirement for requirement in requirements), requirements
     tools = ("pytest", "mypy", "ruff", "mkdocs", "django", "build", "twine")
@@ -222,3 +226,30 @@ def test_the_flask_extra_forwards_flask_login(dist: Path, tmp_path: Path) -> Non
         """
     )
     assert run(python, "-c", program, cwd=tmp_path) == "logged in ann /login\n"
+
+
+def test_the_opentelemetry_extra_instruments_with_the_api_alone(
+    dist: Path, tmp_path: Path
+) -> None:
+    python = install(tmp_path, f"{wheel_of(dist)}[opentelemetry]")
+    program = textwrap.dedent(
+        """
+        import importlib.util
+        from tocsin import Signal
+        from tocsin.integrations.opentelemetry import TocsinInstrumentor
+
+        # The extra is the API only: no SDK comes with it.
+        assert importlib.util.find_spec("opentelemetry.sdk") is None
+        order_completed = Signal(name="order_completed")
+
+        def receipt(sender, order, **kwargs):
+            return f"receipt for {order}"
+
+        order_completed.connect(receipt)
+        instrumentor = TocsinInstrumentor()
+        instrumentor.instrument()
+        print(order_completed.send("shop", order="#1")[0][1])
+        instrumentor.uninstrument()
+        """
+    )
+    assert run(python, "-c", program, cwd=tmp_path) == "receipt for #1\n"
