@@ -65,6 +65,7 @@ TESTS: dict[str, list[str]] = {
     ],
     "src/tocsin/integrations/asgi.py": [
         "tests/integrations/test_asgi*.py",
+        "tests/integrations/test_wsgi_asgi_*.py",
         "tests/integrations/test_fastapi.py",
         "tests/integrations/test_extras.py",
     ],
@@ -132,6 +133,10 @@ def prepare(module: str, scratch: Path, tests: list[str]) -> None:
         # mutants' runs and kills some of them for nothing.
         "process_isolation = forkserver",
         f"only_mutate = {only}",
+        # mutmut runs the tests inside mutants/: what they read must be there.
+        "also_copy =",
+        "    docs",
+        "    README.md",
         "pytest_add_cli_args_test_selection =",
         *(f"    {t}" for t in tests),
         # A fixed order: a mutant is killed or not whatever the seed.
