@@ -77,8 +77,16 @@ TESTS: dict[str, list[str]] = {
     "src/tocsin/apps": ["tests/apps/test_*.py"],
 }
 
+# The tests that cannot see the mutants, or need not: the PostgreSQL variants
+# start a server per mutant, and outside the SQLAlchemy integration they test
+# nothing the SQLite ones do not; the other-Python test imports src/ in an
+# interpreter that has no mutmut to import.
+DESELECTED = "not postgresql and not marked_by_inspect"
+
 # mutmut's exit-code statuses, grouped the way the report counts them.
 KILLED = {"killed", "timeout", "segfault"}
+# Not run (yet): a run stopped early leaves these, and the report says how many.
+UNCHECKED = {"not checked", "check was interrupted by user"}
 SURVIVED = {"survived", "no tests"}
 
 
@@ -144,17 +152,9 @@ def prepare(module: str, scratch: Path, tests: list[str]) -> None:
         "    -p",
         "    no:randomly",
         "    -q",
-        *([] if "sqlalchemy" in module else ["    -k", f"    {_deselected(module)}"]),
+        *([] if "sqlalchemy" in module else ["    -k", f"    {DESELECTED}"]),
     ]
     (scratch / "setup.cfg").write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-
-def _deselected(module: str) -> str:
-    """The ``-k`` expression of the tests that cannot see the mutants."""
-    # The PostgreSQL variants start a server per mutant; outside the SQLAlchemy
-    # integration they test nothing the SQLite ones do not. The other-Python
-    # test imports src/ in an interpreter that has no mutmut to import.
-    return "not postgresql and not marked_by_inspect"
 
 
 def mutmut(scratch: Path, *args: str) -> str:
@@ -195,7 +195,7 @@ def collect(module: str, scratch: Path) -> Result:
         if name:
             result.statuses[name] = status
     for name, status in result.statuses.items():
-        if status not in KILLED:
+        if status not in KILLED and status not in UNCHECKED:
             result.diffs[name] = mutmut(scratch, "show", name).split("\n", 1)[1]
     return result
 
@@ -232,8 +232,9 @@ def report(result: Result, equivalents: dict[str, Equivalent]) -> dict[str, obje
     equivalent: list[tuple[str, Equivalent]] = []
     survivors: list[tuple[str, str]] = []
     stale: list[str] = []
+    unchecked = [n for n, s in result.statuses.items() if s in UNCHECKED]
     for name, status in result.statuses.items():
-        if status in KILLED:
+        if status in KILLED or status in UNCHECKED:
             continue
         listed = equivalents.get(name)
         if listed is not None and listed.change.strip() in added_lines(
@@ -244,7 +245,7 @@ def report(result: Result, equivalents: dict[str, Equivalent]) -> dict[str, obje
         if listed is not None:
             stale.append(name)
         survivors.append((name, status))
-    total = len(result.statuses)
+    total = len(result.statuses) - len(unchecked)
     scored = total - len(equivalent)
     score = 100.0 * len(killed) / scored if scored else 100.0
     counts: dict[str, object] = {
@@ -253,6 +254,7 @@ def report(result: Result, equivalents: dict[str, Equivalent]) -> dict[str, obje
         "survived": len(survivors),
         "equivalent": len(equivalent),
         "score": round(score, 1),
+        "not run": len(unchecked),
         "command": result.command,
     }
     lines = [
@@ -260,6 +262,11 @@ def report(result: Result, equivalents: dict[str, Equivalent]) -> dict[str, obje
         "",
         f"Written by `{result.command}` (mutmut; see CONTRIBUTING.md).",
         "Score = killed / (mutants - equivalent).",
+        *(
+            [f"**Partial run**: {len(unchecked)} more mutants were not run."]
+            if unchecked
+            else []
+        ),
         "",
         "| mutants | killed | survived | equivalent | score |",
         "| --- | --- | --- | --- | --- |",
@@ -319,9 +326,14 @@ def write_summary(module: str, counts: dict[str, object]) -> None:
     for name, c in scores.items():
         lines.append(
             f"| `{name}` | {c['mutants']} | {c['killed']} | {c['survived']} "
-            f"| {c['equivalent']} | {c['score']}% | [{slug(name)}.md]({slug(name)}.md) |"
+            f"| {c['equivalent']} | {c['score']}%{_partial(c)} "
+            f"| [{slug(name)}.md]({slug(name)}.md) |"
         )
     (REPORTS / "README.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _partial(counts: dict[str, object]) -> str:
+    return f" (partial: {counts['not run']} not run)" if counts.get("not run") else ""
 
 
 def main() -> None:
