@@ -44,3 +44,17 @@ def test_receiver_with_something_that_is_not_a_signal_names_it() -> None:
     expected = "@receiver() takes a Signal or a list of signals, not 'post_save'."
     with pytest.raises(TypeError, match=f"^{re.escape(expected)}$"):
         receiver("post_save")  # type: ignore[arg-type]
+
+
+def test_receiver_without_a_priority_runs_in_registration_order() -> None:
+    signal = Signal()
+    calls: list[str] = []
+    signal.connect(lambda **kwargs: calls.append("connected first"), weak=False)
+
+    @receiver(signal, weak=False)
+    def decorated(**kwargs: Any) -> None:
+        calls.append("decorated second")
+
+    signal.send(None)
+    assert calls == ["connected first", "decorated second"]
+    assert signal.receivers_info()[1].priority == 0
