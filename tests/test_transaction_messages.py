@@ -161,3 +161,23 @@ def test_on_commit_receivers_are_captured_outside_any_transaction() -> None:
     assert len(callbacks) == 1
     callbacks[0]()
     assert calls == [1]
+
+
+def test_send_robust_makes_a_deferred_receiver_robust_at_commit(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    signal = Signal()
+    calls: list[str] = []
+
+    def fails(**kwargs: Any) -> None:
+        raise ValueError("deferred failure")
+
+    signal.connect(fails, weak=False, on_commit=True)
+    signal.connect(lambda **kwargs: calls.append("next"), weak=False, on_commit=True)
+    queue = Queue()
+    with unit_of_work(queue):
+        signal.send_robust(sender=None)
+    with caplog.at_level(logging.ERROR, logger="tocsin"):
+        queue.commit()  # logged, not raised: the send was robust
+    assert calls == ["next"]
+    assert "deferred failure" in caplog.text
