@@ -130,3 +130,17 @@ def test_wrapping_something_that_is_not_callable_says_what_a_wsgi_app_is() -> No
     )
     with pytest.raises(TypeError, match=f"^{re.escape(expected)}$"):
         RequestSignalsMiddleware("app")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("signal", [request_started, request_finished])
+def test_a_receiver_of_either_request_signal_is_enough_to_hear_it(signal: Any) -> None:
+    heard: list[tuple[Any, Any]] = []
+
+    def on_request(sender: Any, environ: Any, **kwargs: Any) -> None:
+        heard.append((sender, environ))
+
+    environ = {"PATH_INFO": "/"}
+    with connected_to(on_request, signal, sender=Flask):
+        body = RequestSignalsMiddleware(listed, sender=Flask)(environ, start_response)
+        body.close()  # type: ignore[attr-defined]
+    assert heard == [(Flask, environ)]
