@@ -13,23 +13,34 @@ OLDEST_STAMP := $(OLDEST)/.installed-$(SA_OLDEST)-$(shell cksum pyproject.toml |
 # The tests that import tocsin.integrations.sqlalchemy (the doctests of its guides
 # run on the newest only).
 SA_TESTS := tests/integrations/test_sqlalchemy_*.py
+# Mutation testing (make mutation MODULE=src/tocsin/transaction.py), in its own
+# virtualenv: the project's dev extra plus this mutmut.
+MUTMUT_VERSION := 3.8.1
+MUTATION := .venv-mutation
+MUTATION_STAMP := $(MUTATION)/.installed-mutmut-$(MUTMUT_VERSION)-$(shell cksum pyproject.toml | cut -d' ' -f1)
+JOBS ?= 2
 
-.PHONY: demo test lint docs bench clean
+# $(call virtualenv,DIR,EXTRA PACKAGES): DIR with the project's dev group (and
+# the packages), stamped by the target's file.
+define virtualenv
+	$(PYTHON) -m venv $(1)
+	$(1)/bin/python -m pip install --quiet --upgrade "pip>=25.1"
+	$(1)/bin/python -m pip install --quiet -e . --group dev $(2)
+	rm -f $(1)/.installed-*
+	touch $@
+endef
+
+.PHONY: demo test lint docs bench mutation clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "tocsin needs Python 3.11 or newer: make ... PYTHON=python3.11")'
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade "pip>=25.1"
-	$(BIN)/python -m pip install --quiet -e . --group dev
-	rm -f $(VENV)/.installed-*
-	touch $@
+	$(call virtualenv,$(VENV))
 
 $(OLDEST_STAMP): pyproject.toml
-	$(PYTHON) -m venv $(OLDEST)
-	$(OLDEST)/bin/python -m pip install --quiet --upgrade "pip>=25.1"
-	$(OLDEST)/bin/python -m pip install --quiet -e . --group dev "sqlalchemy[asyncio]==$(SA_OLDEST)"
-	rm -f $(OLDEST)/.installed-*
-	touch $@
+	$(call virtualenv,$(OLDEST),"sqlalchemy[asyncio]==$(SA_OLDEST)")
+
+$(MUTATION_STAMP): pyproject.toml
+	$(call virtualenv,$(MUTATION),"mutmut==$(MUTMUT_VERSION)")
 
 demo: $(STAMP)
 	$(BIN)/python -m examples.shop $(ARGS)
@@ -54,5 +65,11 @@ docs: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks $(ARGS)
 
+# One module's mutants (a few minutes); the report goes to reports/mutation/.
+mutation: $(MUTATION_STAMP)
+	@test -n "$(MODULE)" || { echo "make mutation MODULE=src/tocsin/<module>.py (or a package's folder)"; exit 2; }
+	@bash scripts/ensure-postgresql.sh
+	$(MUTATION)/bin/python scripts/mutation.py $(MODULE) --jobs $(JOBS)
+
 clean:
-	rm -rf $(VENV) $(OLDEST) .venv-py3.* .pytest_cache .mypy_cache .ruff_cache site
+	rm -rf $(VENV) $(OLDEST) $(MUTATION) .mutation .venv-py3.* .pytest_cache .mypy_cache .ruff_cache site

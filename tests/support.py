@@ -21,10 +21,18 @@ IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
 def server_unavailable(reason: str) -> None:
-    """Fail under CI, skip elsewhere: a missing server is never a silent pass."""
+    """Fail under CI, skip elsewhere: a missing server is never a silent pass.
+
+    Meant for what the machine lacks (a PostgreSQL server, another Python): the
+    skip reason says so, and ``pytest -ra`` lists it in the test summary.
+    """
     if IN_CI:
-        pytest.fail(f"{reason} (CI=true: servers the tests need must be present)")
-    pytest.skip(reason)
+        pytest.fail(
+            f"{reason} (CI=true: the servers and Pythons the tests need must be "
+            "present)",
+            pytrace=False,
+        )
+    pytest.skip(f"{reason}: skipped outside CI, fails under CI=true")
 
 
 def collect_garbage() -> None:

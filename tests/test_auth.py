@@ -103,6 +103,9 @@ def test_login_failed_is_sent_by_tocsin_auth_with_the_request() -> None:
         "client_secret",
         "signature",
         "key",
+        "api",
+        "Api",
+        "session_signature",
     ],
 )
 def test_a_sensitive_credential_is_masked(key: str) -> None:

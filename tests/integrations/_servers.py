@@ -33,9 +33,15 @@ def uvicorn_server(app: Any, *, lifespan: str = "off") -> Iterator[str]:
     """Serve the ASGI ``app`` with uvicorn; yield its base URL."""
     import uvicorn
 
+    async def served(scope: Any, receive: Any, send: Any) -> None:
+        await app(scope, receive, send)
+
     port = free_port()
     config = uvicorn.Config(
-        app,
+        # A plain ASGI 3 function: uvicorn tells a factory from an app by
+        # calling it without arguments, which an app whose __call__ is
+        # wrapped (mutation testing wraps every function) would survive.
+        served,
         host="127.0.0.1",
         port=port,
         lifespan=lifespan,

@@ -1,0 +1,371 @@
+"""Mutation testing of one module: ``make mutation MODULE=src/tocsin/transaction.py``.
+
+mutmut (pinned in the Makefile) makes small faults in the module (a flipped
+comparison, a dropped argument, a changed constant...) and runs the tests that
+cover each faulty function; a mutant that no test notices "survived". This
+script runs mutmut in a scratch copy of the tree (``.mutation/<module>/``, so
+the work tree is never touched and two modules can run side by side), limited
+to the module's own test files (``TESTS`` below), and writes the module's report
+to ``reports/mutation/<module>.md``: its counts, each survivor's diff, and the
+mutants listed as equivalent in ``reports/mutation/equivalents.toml`` (a change
+no user could observe), each with the line that says why.
+
+The score is killed / (mutants - equivalent). Run it with the mutation
+virtualenv's Python (the Makefile does); it needs no network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+REPORTS = ROOT / "reports" / "mutation"
+EQUIVALENTS = REPORTS / "equivalents.toml"
+
+# The core's tests: every top-level test file but those that test the tree
+# rather than behaviour (docs, layers, exported names) or run the demo.
+CORE_TESTS = ["tests/test_*.py"]
+CORE_EXCLUDED = {
+    "tests/test_doctests.py",
+    "tests/test_demo.py",
+    "tests/test_layers.py",
+    "tests/test_exported_members.py",
+    "tests/test_django_yardstick.py",
+}
+
+# Which test files exercise which module (globs, relative to the root). Keep it
+# up to date when a test file for a module is added under another name.
+TESTS: dict[str, list[str]] = {
+    "src/tocsin/_signal.py": CORE_TESTS,
+    "src/tocsin/_dispatch.py": CORE_TESTS,
+    "src/tocsin/_async.py": CORE_TESTS,
+    "src/tocsin/_refs.py": CORE_TESTS,
+    "src/tocsin/_options.py": CORE_TESTS,
+    "src/tocsin/_receiver.py": CORE_TESTS,
+    "src/tocsin/transaction.py": [
+        "tests/test_transaction*.py",
+        "tests/integrations/test_sqlalchemy_on_commit.py",
+    ],
+    "src/tocsin/auth.py": [
+        "tests/test_auth*.py",
+        "tests/integrations/test_flask_login.py",
+    ],
+    "src/tocsin/testing.py": [
+        "tests/test_testing*.py",
+        "tests/test_pytest_plugin.py",
+    ],
+    "src/tocsin/integrations/asgi.py": [
+        "tests/integrations/test_asgi*.py",
+        "tests/integrations/test_wsgi_asgi_*.py",
+        "tests/integrations/test_fastapi.py",
+        "tests/integrations/test_extras.py",
+    ],
+    "src/tocsin/integrations/wsgi.py": [
+        "tests/integrations/test_wsgi*.py",
+        "tests/integrations/test_extras.py",
+    ],
+    "src/tocsin/integrations/sqlalchemy": ["tests/integrations/test_sqlalchemy_*.py"],
+    "src/tocsin/apps": ["tests/apps/test_*.py"],
+}
+
+# The tests that cannot see the mutants, or need not: the PostgreSQL variants
+# start a server per mutant, and outside the SQLAlchemy integration they test
+# nothing the SQLite ones do not; the other-Python test imports src/ in an
+# interpreter that has no mutmut to import.
+DESELECTED = "not postgresql and not marked_by_inspect"
+
+# mutmut's exit-code statuses, grouped the way the report counts them.
+KILLED = {"killed", "timeout", "segfault"}
+# Not run (yet): a run stopped early leaves these, and the report says how many.
+UNCHECKED = {"not checked", "check was interrupted by user"}
+SURVIVED = {"survived", "no tests"}
+
+
+@dataclass
+class Equivalent:
+    mutant: str
+    change: str
+    why: str
+
+
+@dataclass
+class Result:
+    module: str
+    command: str
+    statuses: dict[str, str] = field(default_factory=dict)
+    diffs: dict[str, str] = field(default_factory=dict)
+
+
+def test_files(module: str) -> list[str]:
+    if module not in TESTS:
+        known = "\n  ".join(sorted(TESTS))
+        sys.exit(
+            f"no tests are mapped to {module!r}: add it to TESTS in "
+            f"scripts/mutation.py, or pass one of:\n  {known}"
+        )
+    files: set[str] = set()
+    for pattern in TESTS[module]:
+        files.update(str(p.relative_to(ROOT)) for p in ROOT.glob(pattern))
+    if TESTS[module] is CORE_TESTS:
+        files -= CORE_EXCLUDED
+    return sorted(files)
+
+
+def prepare(module: str, scratch: Path, tests: list[str]) -> None:
+    """A copy of the tree in ``scratch`` with mutmut's settings for ``module``."""
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    for name in ["src", "tests", "docs", "pyproject.toml", "README.md"]:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(
+                source, scratch / name, ignore=shutil.ignore_patterns("__pycache__")
+            )
+        else:
+            shutil.copy2(source, scratch / name)
+    only = f"{module}/*" if (ROOT / module).is_dir() else module
+    lines = [
+        "[mutmut]",
+        "source_paths = src",
+        # Each mutant's tests in a process forked from one that only collected
+        # them: with plain fork, state left by the clean run leaks into the
+        # mutants' runs and kills some of them for nothing.
+        "process_isolation = forkserver",
+        f"only_mutate = {only}",
+        # mutmut runs the tests inside mutants/: what they read must be there.
+        "also_copy =",
+        "    docs",
+        "    README.md",
+        "pytest_add_cli_args_test_selection =",
+        *(f"    {t}" for t in tests),
+        # A fixed order: a mutant is killed or not whatever the seed.
+        "pytest_add_cli_args =",
+        "    -p",
+        "    no:randomly",
+        "    -q",
+        *([] if "sqlalchemy" in module else ["    -k", f"    {DESELECTED}"]),
+    ]
+    (scratch / "setup.cfg").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def mutmut(scratch: Path, *args: str) -> str:
+    binary = Path(sys.executable).parent / "mutmut"
+    done = subprocess.run(
+        [str(binary), *args], cwd=scratch, capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        sys.exit(f"mutmut {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+    return done.stdout
+
+
+def run(module: str, scratch: Path, jobs: int) -> Result:
+    log = scratch / "mutmut-run.log"
+    binary = Path(sys.executable).parent / "mutmut"
+    print(f"mutmut: mutating {module} in {scratch} (log: {log})", flush=True)
+    with log.open("w", encoding="utf-8") as out:
+        done = subprocess.run(
+            [str(binary), "run", "--max-children", str(jobs)],
+            cwd=scratch,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            check=False,
+        )
+    if done.returncode != 0:
+        tail = log.read_text(encoding="utf-8", errors="replace")[-3000:]
+        sys.exit(
+            f"mutmut run failed (exit {done.returncode}); the end of {log}:\n{tail}"
+        )
+    return collect(module, scratch)
+
+
+def collect(module: str, scratch: Path) -> Result:
+    """The statuses of the last run in ``scratch``, and the diffs of survivors."""
+    result = Result(module=module, command=f"make mutation MODULE={module}")
+    for line in mutmut(scratch, "results", "--all", "true").splitlines():
+        name, _, status = line.strip().rpartition(": ")
+        if name:
+            result.statuses[name] = status
+    for name, status in result.statuses.items():
+        if status not in KILLED and status not in UNCHECKED:
+            result.diffs[name] = mutmut(scratch, "show", name).split("\n", 1)[1]
+    return result
+
+
+def load_equivalents() -> dict[str, Equivalent]:
+    if not EQUIVALENTS.exists():
+        return {}
+    data = tomllib.loads(EQUIVALENTS.read_text(encoding="utf-8"))
+    return {
+        item["mutant"]: Equivalent(item["mutant"], item["change"], item["why"])
+        for item in data.get("equivalent", [])
+    }
+
+
+def added_lines(diff: str) -> list[str]:
+    return [
+        line[1:].strip()
+        for line in diff.splitlines()
+        if line.startswith("+") and not line.startswith("+++")
+    ]
+
+
+def slug(module: str) -> str:
+    return (
+        re.sub(r"[^A-Za-z0-9_.]+", ".", module.removeprefix("src/"))
+        .strip(".")
+        .removesuffix(".py")
+    )
+
+
+def report(result: Result, equivalents: dict[str, Equivalent]) -> dict[str, object]:
+    """Write the module's report; return its counts."""
+    killed = [n for n, s in result.statuses.items() if s in KILLED]
+    equivalent: list[tuple[str, Equivalent]] = []
+    survivors: list[tuple[str, str]] = []
+    stale: list[str] = []
+    unchecked = [n for n, s in result.statuses.items() if s in UNCHECKED]
+    for name, status in result.statuses.items():
+        if status in KILLED or status in UNCHECKED:
+            continue
+        listed = equivalents.get(name)
+        if listed is not None and listed.change.strip() in added_lines(
+            result.diffs[name]
+        ):
+            equivalent.append((name, listed))
+            continue
+        if listed is not None:
+            stale.append(name)
+        survivors.append((name, status))
+    total = len(result.statuses) - len(unchecked)
+    scored = total - len(equivalent)
+    score = 100.0 * len(killed) / scored if scored else 100.0
+    counts: dict[str, object] = {
+        "mutants": total,
+        "killed": len(killed),
+        "survived": len(survivors),
+        "equivalent": len(equivalent),
+        "score": round(score, 1),
+        "not run": len(unchecked),
+        "command": result.command,
+    }
+    lines = [
+        f"# Mutation report: `{result.module}`",
+        "",
+        f"Written by `{result.command}` (mutmut; see CONTRIBUTING.md).",
+        "Score = killed / (mutants - equivalent).",
+        *(
+            [f"**Partial run**: {len(unchecked)} more mutants were not run."]
+            if unchecked
+            else []
+        ),
+        "",
+        "| mutants | killed | survived | equivalent | score |",
+        "| --- | --- | --- | --- | --- |",
+        f"| {total} | {len(killed)} | {len(survivors)} | {len(equivalent)} | {score:.1f}% |",
+        "",
+        "## Survivors",
+        "",
+    ]
+    if not survivors:
+        lines.append("None.")
+    for name, status in survivors:
+        note = (
+            " (listed as equivalent, but the change differs now: re-check)"
+            if name in stale
+            else ""
+        )
+        lines += [
+            f"### `{name}`: {status}{note}",
+            "",
+            "```diff",
+            result.diffs[name].strip(),
+            "```",
+            "",
+        ]
+    lines += ["", "## Equivalent mutants", ""]
+    if not equivalent:
+        lines.append("None.")
+    for name, item in equivalent:
+        lines.append(f"- `{name}` (`{item.change.strip()}`): {item.why}")
+    REPORTS.mkdir(parents=True, exist_ok=True)
+    (REPORTS / f"{slug(result.module)}.md").write_text(
+        "\n".join(lines).rstrip() + "\n", encoding="utf-8"
+    )
+    return counts
+
+
+def write_summary(module: str, counts: dict[str, object]) -> None:
+    scores_path = REPORTS / "scores.json"
+    scores = (
+        json.loads(scores_path.read_text(encoding="utf-8"))
+        if scores_path.exists()
+        else {}
+    )
+    scores[module] = counts
+    scores = dict(sorted(scores.items()))
+    scores_path.write_text(json.dumps(scores, indent=2) + "\n", encoding="utf-8")
+    lines = [
+        "# Mutation scores",
+        "",
+        "Each module's last `make mutation MODULE=...` run (written by",
+        "scripts/mutation.py; the survivors and equivalent mutants are in each",
+        "module's report beside this file). Score = killed / (mutants - equivalent).",
+        "",
+        "| module | mutants | killed | survived | equivalent | score | report |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, c in scores.items():
+        lines.append(
+            f"| `{name}` | {c['mutants']} | {c['killed']} | {c['survived']} "
+            f"| {c['equivalent']} | {c['score']}%{_partial(c)} "
+            f"| [{slug(name)}.md]({slug(name)}.md) |"
+        )
+    (REPORTS / "README.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _partial(counts: dict[str, object]) -> str:
+    return f" (partial: {counts['not run']} not run)" if counts.get("not run") else ""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("module", help="a module or package under src/, as a path")
+    parser.add_argument("--jobs", type=int, default=2, help="mutants run at once")
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="rewrite the report from the last run (after editing equivalents.toml)",
+    )
+    args = parser.parse_args()
+    module = args.module.rstrip("/")
+    if not (ROOT / module).exists():
+        sys.exit(
+            f"{module!r} does not exist: pass a path such as src/tocsin/transaction.py"
+        )
+    scratch = ROOT / ".mutation" / slug(module)
+    if args.report_only:
+        result = collect(module, scratch)
+    else:
+        prepare(module, scratch, test_files(module))
+        os.environ.pop("PYTEST_ADDOPTS", None)
+        result = run(module, scratch, args.jobs)
+    counts = report(result, load_equivalents())
+    write_summary(module, counts)
+    print(
+        f"{module}: {counts['mutants']} mutants, {counts['killed']} killed, "
+        f"{counts['survived']} survived, {counts['equivalent']} equivalent: "
+        f"score {counts['score']}% -> reports/mutation/{slug(module)}.md"
+    )
+
+
+if __name__ == "__main__":
+    main()

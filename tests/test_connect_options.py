@@ -1,0 +1,61 @@
+"""Connect options (such as on_commit=): what an unknown one says, and that
+@receiver passes them on like connect()."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+import tocsin.transaction  # noqa: F401  (registers the on_commit option)
+from tocsin import Signal, receiver
+
+
+def handler(**kwargs: Any) -> None:
+    pass
+
+
+def test_an_unknown_option_names_itself_and_the_import_that_would_provide_it() -> None:
+    expected = (
+        "Signal.connect() got an unexpected keyword argument 'on_rollback'. "
+        "If it is a connect option of a tocsin module (on_commit= is "
+        "tocsin.transaction's, durable= is tocsin.durable's), import that "
+        "module before connecting."
+    )
+    signal = Signal()
+    with pytest.raises(TypeError, match=f"^{re.escape(expected)}$"):
+        signal.connect(handler, weak=False, on_rollback=True)
+    assert signal.receivers_info() == []
+
+
+def test_receiver_passes_connect_options_on() -> None:
+    signal = Signal()
+    receiver(signal, weak=False, on_commit="robust")(handler)
+    assert signal.receivers_info()[0].options == {"on_commit": "robust"}
+
+
+def test_an_option_set_to_its_off_value_is_not_stored() -> None:
+    signal = Signal()
+    signal.connect(handler, weak=False, on_commit=False)
+    assert signal.receivers_info()[0].options == {}
+
+
+def test_receiver_with_something_that_is_not_a_signal_names_it() -> None:
+    expected = "@receiver() takes a Signal or a list of signals, not 'post_save'."
+    with pytest.raises(TypeError, match=f"^{re.escape(expected)}$"):
+        receiver("post_save")  # type: ignore[arg-type]
+
+
+def test_receiver_without_a_priority_runs_in_registration_order() -> None:
+    signal = Signal()
+    calls: list[str] = []
+    signal.connect(lambda **kwargs: calls.append("connected first"), weak=False)
+
+    @receiver(signal, weak=False)
+    def decorated(**kwargs: Any) -> None:
+        calls.append("decorated second")
+
+    signal.send(None)
+    assert calls == ["connected first", "decorated second"]
+    assert signal.receivers_info()[1].priority == 0

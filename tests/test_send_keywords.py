@@ -1,0 +1,56 @@
+"""What a send passes on: every keyword it was given, whatever the names and
+whatever the sends before it used."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tocsin import Signal
+
+
+def record(**kwargs: Any) -> dict[str, Any]:
+    return kwargs
+
+
+def test_a_send_with_more_keyword_names_than_the_last_delivers_them_all() -> None:
+    signal = Signal()
+    signal.connect(record, weak=False)
+
+    [(_, fewer)] = signal.send(None, order=1)
+    [(_, more)] = signal.send(None, order=2, total=30, currency="EUR")
+    [(_, fewer_again)] = signal.send(None, order=3)
+
+    assert fewer == {"signal": signal, "sender": None, "order": 1}
+    assert more == {
+        "signal": signal,
+        "sender": None,
+        "order": 2,
+        "total": 30,
+        "currency": "EUR",
+    }
+    assert fewer_again == {"signal": signal, "sender": None, "order": 3}
+
+
+def test_a_python_keyword_as_an_argument_name_is_delivered() -> None:
+    signal = Signal()
+    signal.connect(record, weak=False)
+    [(_, response)] = signal.send(None, **{"class": 1})
+    assert response["class"] == 1
+
+
+def test_send_robust_with_an_unusual_name_returns_a_failing_receivers_error() -> None:
+    signal = Signal()
+    error = LookupError("no such field")
+
+    def failing(**kwargs: Any) -> None:
+        raise error
+
+    signal.connect(failing, weak=False)
+    signal.connect(record, weak=False)
+    named = {"not-an-identifier": 1, "class": 2}
+
+    responses = signal.send_robust(None, **named)
+
+    assert responses[0] == (failing, error)
+    assert responses[1][0] is record
+    assert {name: responses[1][1][name] for name in named} == named
