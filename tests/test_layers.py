@@ -36,7 +36,7 @@ LAYER_NAMES = {
     GLUE: "emitters and glue",
     DELIVERY: "delivery and insight",
 }
-DELIVERY_PACKAGES = ("tocsin.durable", "tocsin.cli", "tocsin.__main__")
+DELIVERY_PACKAGES = ("tocsin.durable", "tocsin.cli", "tocsin.__main__", "tocsin.debug")
 GLUE_PACKAGES = (
     "tocsin.apps",
     "tocsin.transaction",
