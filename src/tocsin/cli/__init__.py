@@ -24,6 +24,7 @@ SUBCOMMANDS = [
     "tocsin.cli.outbox",
     "tocsin.cli.signals",
     "tocsin.cli.check",
+    "tocsin.cli.graph",
 ]
 
 
