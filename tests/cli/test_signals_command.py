@@ -151,3 +151,11 @@ def test_listing_connects_nothing_and_sends_nothing() -> None:
     )
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout) == {"same": True, "heard": 0}
+
+
+def test_tocsins_own_receivers_are_listed_only_with_internal() -> None:
+    own = "tocsin.apps._registry.Registry._class_prepared"
+    assert own not in tocsin("-A", "inspected", "signals").stdout
+    shown = tocsin("-A", "inspected", "signals", "--internal")
+    assert own in shown.stdout
+    assert "tocsin/apps/_registry.py:" in shown.stdout

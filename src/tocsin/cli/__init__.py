@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -67,6 +68,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         status: int = args._run(args)
     except CommandError as error:
         args._parser.error(str(error))  # exits with status 2
+    except BrokenPipeError:  # `tocsin signals | head`: the reader left
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     return status
 
 

@@ -52,6 +52,11 @@ def add_inspect_arguments(parser: argparse.ArgumentParser) -> None:
         "the application to load: a module, or module:attr naming a "
         f"tocsin.apps.Registry (default: ${APP_VARIABLE})",
     )
+    parser.add_argument(
+        "--internal",
+        action="store_true",
+        help="show tocsin's own receivers too (the app registry's, ...)",
+    )
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,11 @@ class ReceiverRow:
     durable: str | None  # the queue
     durable_name: str | None
     dead: bool
+
+    @property
+    def internal(self) -> bool:
+        """One of tocsin's own receivers (hidden unless ``--internal``)."""
+        return self.name.startswith("tocsin.")
 
     @property
     def location(self) -> str:
@@ -169,9 +179,11 @@ def inspect_app(args: argparse.Namespace) -> Inspection:
                 f"{message}tocsin: the application {spec} failed to load"
             ) from error
     gc.collect()  # a receiver held by nothing but a weak reference dies now
-    return Inspection(
-        spec, registry, _discover(spec, registry, connections), connections
-    )
+    signals = _discover(spec, registry, connections)
+    if not getattr(args, "internal", False):
+        for entry in signals:
+            entry.receivers = [r for r in entry.receivers if not r.internal]
+    return Inspection(spec, registry, signals, connections)
 
 
 def _populate(spec: str, found: object) -> Any:
