@@ -12,7 +12,7 @@ OLDEST_STAMP := $(OLDEST)/.installed-$(SA_OLDEST)-$(shell cksum pyproject.toml |
 # run on the newest only).
 SA_TESTS := tests/integrations/test_sqlalchemy_*.py
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench docs clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "tocsin needs Python 3.11 or newer: make ... PYTHON=python3.11")'
@@ -43,6 +43,12 @@ test: lint $(OLDEST_STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
 	@PYTEST_ARGS="$(PYTEST_ARGS)" bash scripts/test-other-pythons.sh
 	$(OLDEST)/bin/pytest -q $(SA_TESTS)
+
+# The demo's signal graph in docs/inspection.md, rendered by Graphviz from
+# `tocsin graph --format dot` (tests/cli/test_docs_output.py checks it is current).
+docs: $(STAMP)
+	@bash scripts/ensure-graphviz.sh
+	$(BIN)/tocsin -A examples.shop.wiring graph --format dot | dot -Tsvg -o docs/images/shop-graph.svg
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks $(ARGS)
