@@ -33,9 +33,10 @@ def test_the_signals_table_in_the_docs_and_readme_is_the_demos() -> None:
 
 def test_the_mermaid_graph_in_the_docs_is_the_demos() -> None:
     graph = run_in_repo(*DEMO, "graph")
-    assert f"$ tocsin -A examples.shop.wiring graph\n{graph}```" in (
-        REPO / "docs" / "inspection.md"
-    ).read_text()
+    assert (
+        f"$ tocsin -A examples.shop.wiring graph\n{graph}```"
+        in (REPO / "docs" / "inspection.md").read_text()
+    )
     assert f"```mermaid\n{graph}```" in (REPO / "README.md").read_text()
 
 
