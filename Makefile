@@ -40,6 +40,7 @@ lint: $(STAMP)
 test: lint $(OLDEST_STAMP)
 	@bash scripts/ensure-postgresql.sh
 	@bash scripts/ensure-graphviz.sh
+	@bash scripts/ensure-chromium.sh
 	$(BIN)/pytest $(PYTEST_ARGS)
 	@PYTEST_ARGS="$(PYTEST_ARGS)" bash scripts/test-other-pythons.sh
 	$(OLDEST)/bin/pytest -q $(SA_TESTS)
