@@ -52,6 +52,8 @@ lint: $(STAMP)
 
 test: lint docs $(OLDEST_STAMP)
 	@bash scripts/ensure-postgresql.sh
+	@bash scripts/ensure-graphviz.sh
+	@bash scripts/ensure-chromium.sh
 	$(BIN)/pytest $(PYTEST_ARGS)
 	@PYTEST_ARGS="$(PYTEST_ARGS)" bash scripts/test-other-pythons.sh
 	$(OLDEST)/bin/pytest -q $(SA_TESTS)
@@ -59,7 +61,11 @@ test: lint docs $(OLDEST_STAMP)
 # The documentation site, into site/ (any static host can serve it). --strict
 # turns every warning (a broken link, a reference mkdocstrings cannot resolve, a
 # page missing from the nav) into a failure; make test builds it the same way.
+# First the demo's signal graph in docs/inspection.md, rendered by Graphviz from
+# `tocsin graph --format dot` (tests/cli/test_docs_output.py checks it is current).
 docs: $(STAMP)
+	@bash scripts/ensure-graphviz.sh
+	$(BIN)/tocsin -A examples.shop.wiring graph --format dot | dot -Tsvg -o docs/images/shop-graph.svg
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 bench: $(STAMP)

@@ -7,7 +7,7 @@ Layers, lowest first:
 2. emitters and glue: ``tocsin.apps``, ``tocsin.transaction``, ``tocsin.auth``,
    ``tocsin.testing`` and its ``tocsin.pytest_plugin``, ``tocsin.integrations``;
 3. delivery and insight: ``tocsin.durable``, the ``tocsin`` command
-   (``tocsin.cli``, ``tocsin.__main__``).
+   (``tocsin.cli``, ``tocsin.__main__``), the debug timeline (``tocsin.debug``).
 
 The imports are read from the source (``ast``), wherever they are, inside
 functions too, so that a lazy upward import is caught as well; only imports
@@ -36,7 +36,7 @@ LAYER_NAMES = {
     GLUE: "emitters and glue",
     DELIVERY: "delivery and insight",
 }
-DELIVERY_PACKAGES = ("tocsin.durable", "tocsin.cli", "tocsin.__main__")
+DELIVERY_PACKAGES = ("tocsin.durable", "tocsin.cli", "tocsin.__main__", "tocsin.debug")
 GLUE_PACKAGES = (
     "tocsin.apps",
     "tocsin.transaction",

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 from tocsin import durable
 from tocsin import signals as catalog
 from tocsin.apps import apps
+from tocsin.debug import TimelineMiddleware
 from tocsin.durable import Settings, Worker
 from tocsin.integrations import sqlalchemy as model_signals
 
@@ -74,7 +75,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from .web import create_app
 
-    app = create_app(async_sessionmaker(engine, expire_on_commit=False))
+    # The live timeline of each request's signals, at /_tocsin/ (loopback
+    # clients only): a debug tool, on here because this is a demo.
+    app = TimelineMiddleware(
+        create_app(async_sessionmaker(engine, expire_on_commit=False)), debug=True
+    )
     port = args.port or _free_port()
     server = uvicorn.Server(
         uvicorn.Config(
@@ -90,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         time.sleep(0.02)
     url = f"http://127.0.0.1:{port}"
-    print(f"tocsin demo: the shop is served by uvicorn at {url} (SQLite: {database})\n")
+    print(f"tocsin demo: the shop is served by uvicorn at {url} (SQLite: {database})")
+    print(f"timeline of each request's signals: {url}/_tocsin/\n")
     _print_wiring()
     try:
         if args.serve:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -19,7 +20,13 @@ from typing import Any
 __all__ = ["SUBCOMMANDS", "CommandError", "main"]
 
 #: The modules of the subcommands, in the order ``tocsin --help`` lists them.
-SUBCOMMANDS = ["tocsin.cli.worker", "tocsin.cli.outbox"]
+SUBCOMMANDS = [
+    "tocsin.cli.worker",
+    "tocsin.cli.outbox",
+    "tocsin.cli.signals",
+    "tocsin.cli.check",
+    "tocsin.cli.graph",
+]
 
 
 class CommandError(Exception):
@@ -32,6 +39,13 @@ class CommandError(Exception):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tocsin", description="tocsin's command line: run workers, inspect them."
+    )
+    parser.add_argument(
+        "-A",
+        "--app",
+        dest="global_app",
+        metavar="MODULE[:ATTR]",
+        help="the application to load, for any command (also accepted after it)",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for path in SUBCOMMANDS:
@@ -48,10 +62,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``tocsin`` with ``argv`` (default: the process's); return the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "app", None) is None:
+        args.app = args.global_app
     try:
         status: int = args._run(args)
     except CommandError as error:
         args._parser.error(str(error))  # exits with status 2
+    except BrokenPipeError:  # `tocsin signals | head`: the reader left
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     return status
 
 

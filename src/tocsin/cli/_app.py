@@ -12,15 +12,17 @@ from typing import Any
 
 from . import CommandError
 
-__all__ = ["add_app_arguments", "load_app", "opened_outbox"]
+__all__ = ["add_app_arguments", "add_app_option", "load_app", "opened_outbox"]
+
+
+def add_app_option(parser: argparse.ArgumentParser, help_text: str) -> None:
+    parser.add_argument("-A", "--app", metavar="MODULE[:ATTR]", help=help_text)
 
 
 def add_app_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "-A",
-        "--app",
-        metavar="MODULE[:ATTR]",
-        help="the application module to import (it connects the durable "
+    add_app_option(
+        parser,
+        "the application module to import (it connects the durable "
         "receivers and creates the Outbox); ATTR names the Outbox if the "
         "module holds several",
     )

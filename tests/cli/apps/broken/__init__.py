@@ -1,0 +1,3 @@
+"""An application that fails to import."""
+
+raise RuntimeError("the database URL is not set")
