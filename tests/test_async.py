@@ -317,6 +317,32 @@ def test_send_from_sync_code_leaves_no_event_loop_behind() -> None:
     assert threading.active_count() == before
 
 
+def test_a_task_an_async_receiver_leaves_running_is_cancelled_when_send_returns() -> (
+    None
+):
+    signal = Signal()
+    events: list[str] = []
+
+    async def watcher() -> None:
+        events.append("watching")
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            events.append("watcher cleaned up")
+
+    async def starts_a_watcher(**kwargs: Any) -> str:
+        asyncio.get_running_loop().create_task(watcher())
+        await asyncio.sleep(0)
+        return "started"
+
+    signal.connect(starts_a_watcher, weak=False)
+
+    assert signal.send(None) == [(starts_a_watcher, "started")]
+    # send() closed its loop: the task it left behind was cancelled, and its
+    # cleanup ran before send() returned.
+    assert events == ["watching", "watcher cleaned up"]
+
+
 # -- contexts ------------------------------------------------------------------------
 
 

@@ -328,6 +328,39 @@ def test_add_then_expunge_before_flush_sends_nothing(
         assert recorded.trace("pre_save", "post_save") == []
 
 
+def test_a_new_parent_is_saved_and_signalled_before_its_child_added_first(
+    engine: Engine, models: Any, recorded: Any
+) -> None:
+    with Session(engine) as session:
+        post = models.Post(user=models.User(name="author"))
+        session.add(post)  # the child first; its parent comes by cascade
+        session.commit()
+        # The parent's row must exist before the child's foreign key can name
+        # it, and a post_save receiver of the child may read its parent.
+        assert [row[1] for row in recorded.trace("post_save")] == ["User", "Post"]
+
+
+def test_an_object_expunged_by_a_pre_save_receiver_gets_no_post_save(
+    engine: Engine, models: Any, recorded: Any
+) -> None:
+    def keep_drafts_out(
+        sender: Any, instance: Any, session: Session, **kwargs: Any
+    ) -> None:
+        if instance.name.startswith("draft"):
+            session.expunge(instance)
+
+    with (
+        connected_to(keep_drafts_out, pre_save, sender=models.User),
+        Session(engine) as session,
+    ):
+        session.add_all([models.User(name="draft"), models.User(name="kept")])
+        session.commit()
+        pre = sorted(row[2].name for row in recorded.trace("pre_save"))
+        post = [row[2].name for row in recorded.trace("post_save")]
+        assert (pre, post) == (["draft", "kept"], ["kept"])
+        assert session.scalars(select(models.User.name)).all() == ["kept"]
+
+
 def test_no_listener_means_nothing_is_recorded_on_the_flush(
     engine: Engine, models: Any
 ) -> None:
