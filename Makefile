@@ -38,7 +38,7 @@ lint: $(STAMP)
 	$(BIN)/mypy --strict src examples
 
 test: lint $(OLDEST_STAMP)
-	@bash scripts/ensure-postgresql.sh
+	@bash scripts/ensure-services.sh
 	$(BIN)/pytest $(PYTEST_ARGS)
 	@PYTEST_ARGS="$(PYTEST_ARGS)" bash scripts/test-other-pythons.sh
 	$(OLDEST)/bin/pytest -q $(SA_TESTS)

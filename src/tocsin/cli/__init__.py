@@ -19,7 +19,12 @@ from typing import Any
 __all__ = ["SUBCOMMANDS", "CommandError", "main"]
 
 #: The modules of the subcommands, in the order ``tocsin --help`` lists them.
-SUBCOMMANDS = ["tocsin.cli.worker", "tocsin.cli.outbox"]
+SUBCOMMANDS = [
+    "tocsin.cli.worker",
+    "tocsin.cli.outbox",
+    "tocsin.cli.relay",
+    "tocsin.cli.check",
+]
 
 
 class CommandError(Exception):
