@@ -192,6 +192,9 @@ class CeleryTransport(Transport):
         # killed mid-task puts it back. Failures are the outbox's to retry.
         task: Task = self.app.task(
             name=TASK_NAME,
+            # This app's only: a shared task would join every Celery app
+            # created later, bound to this outbox.
+            shared=False,
             acks_late=True,
             reject_on_worker_lost=True,
             acks_on_failure_or_timeout=True,
@@ -369,6 +372,8 @@ def _refuse_unsafe_workers(app: Celery) -> None:
     signals.worker_init.connect(on_worker_init, weak=False)
 
 
+#: Pickle by its name and by its content type.
+_PICKLE = {"pickle", "application/x-python-serialize"}
 _REDIS_SCHEMES = ("redis://", "rediss://", "redis+socket://", "sentinel://")
 
 
@@ -409,7 +414,7 @@ def check_configuration(app: Celery) -> list[str]:
             )
     accepted = {str(kind).lower() for kind in conf.accept_content or ()}
     accepted |= {str(kind).lower() for kind in conf.result_accept_content or ()}
-    if any("pickle" in kind for kind in accepted):
+    if accepted & _PICKLE:
         problems.append(
             "pickle is accepted (accept_content or result_accept_content): "
             "unpickling a message runs code; accept only json"
