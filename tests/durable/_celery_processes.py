@@ -53,7 +53,7 @@ def start_celery_worker(
         ],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,  # a full pipe would block a busy worker
         start_new_session=True,
     )  # fmt: skip
 
@@ -65,7 +65,7 @@ def start_relay(env: dict[str, str]) -> subprocess.Popen[bytes]:
          "--poll", "0.05", "--loglevel", "error"],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,  # a full pipe would block a busy worker
         start_new_session=True,
     )  # fmt: skip
 
@@ -75,8 +75,6 @@ def kill_group(process: subprocess.Popen[bytes]) -> None:
     with suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
     process.wait()
-    if process.stderr is not None:
-        process.stderr.close()
 
 
 def stop_gracefully(process: subprocess.Popen[bytes], timeout: float = 15) -> None:
