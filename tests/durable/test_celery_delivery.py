@@ -25,7 +25,7 @@ from _celery_processes import (
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from tocsin.durable import Event
+from tocsin.durable import Event, delivery
 from tocsin.transaction import unit_of_work
 
 
@@ -79,6 +79,33 @@ def test_celery_workers_deliver_each_committed_event_once_and_no_rolled_back_one
         handled = sorted(session.scalars(select(_app.Effect.note)))
     assert handled == sorted(set(names) - rolled_back)
     assert set(effects_by_event(engine).values()) == {1}
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_message_for_a_row_under_a_live_lease_comes_back_when_the_lease_lapses(
+    engine: Engine, database_url: str, broker: str
+) -> None:
+    """As after a pool child is killed mid-task: Celery redelivers the message
+    at once, while the dead child's lease still holds the row."""
+    worker = start_celery_worker(celery_environment(broker, database_url))
+    try:
+        with bound_here(engine, broker, republish_after=600) as transport:
+            save_items(engine, ["held"], roll_back=set())
+            # A worker that died holding the row for 1.5 s.
+            [held] = delivery.claim(_app.outbox, "dead-child", lease=1.5)
+            published = time.monotonic()
+            assert transport.relay().run_once() == 0  # not open: nothing to publish
+            transport.task.apply_async((held.id, held.event_id))
+            wait_until(lambda: nothing_open(engine), 30, "the event to be done")
+            took = time.monotonic() - published
+    finally:
+        stop_gracefully(worker)
+    assert took >= 1.4  # not before the lease lapsed
+    assert took < 30  # and not waiting for the relay's 600 s
+    assert effects_by_event(engine) == {held.event_id: 1}
+    with engine.connect() as connection:
+        attempts = connection.execute(select(_app.outbox.table.c.attempts)).scalar()
+    assert attempts == 2
 
 
 def test_the_message_carries_the_row_and_event_ids_to_the_queue_of_its_policy(

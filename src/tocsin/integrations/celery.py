@@ -13,8 +13,10 @@ and events travel this way:
    publishes a message per row carrying only ``(row id, event id)``, and
    records ``published_at``;
 3. a Celery worker (``celery -A proj worker``) runs the task ``tocsin.deliver``:
-   it claims the row (a row already done, or running under a live lease, is
-   left alone, so a redelivered message does nothing), runs the receiver with
+   it claims the row (a row already done is left alone, so a redelivered
+   message does nothing; a row running under a live lease is looked at again
+   when the lease lapses, which is how a killed pool child's event comes
+   back), runs the receiver with
    ``event.session`` and marks the row done in the same transaction, with
    :func:`tocsin.durable.delivery.deliver`, the step every transport shares;
 4. the relay is also the **reconciler**: a row published but still not done
@@ -53,7 +55,7 @@ from celery import Celery, signals
 from sqlalchemy import and_, or_, select, update
 
 from tocsin.durable import delivery
-from tocsin.durable.outbox import Outbox
+from tocsin.durable.outbox import RUNNING, Outbox
 from tocsin.durable.transport import Settings, Transport
 
 if TYPE_CHECKING:
@@ -181,11 +183,30 @@ class CeleryTransport(Transport):
             return "skipped"
         return delivery.deliver(self.outbox, row)
 
+    def lease_left(self, row_id: int) -> float | None:
+        """Seconds until the lease of running row ``row_id`` lapses; ``None``
+        when the row is not running under a live lease."""
+        c = self.outbox.table.c
+        with self.outbox.require_engine().connect() as connection:
+            expires = connection.execute(
+                select(c.lease_expires_at).where(c.id == row_id, c.state == RUNNING)
+            ).scalar()
+        left = None if expires is None else float(expires) - time.time()
+        return left if left is not None and left > 0 else None
+
     def _register(self) -> Task:
         transport = self
 
-        def deliver(row_id: int, event_id: str) -> str:
-            return transport.run(row_id, event_id)
+        def deliver(task: Task, row_id: int, event_id: str) -> str:
+            outcome = transport.run(row_id, event_id)
+            if outcome == "skipped":
+                left = transport.lease_left(row_id)
+                if left is not None:
+                    # Running under a lease: most often this message came back
+                    # because the pool child running it was killed. Look again
+                    # when the lease lapses rather than wait for the relay.
+                    raise task.retry(countdown=left + 0.1, max_retries=None)
+            return outcome
 
         # Late ack and reject-on-worker-lost: the message leaves the broker
         # only once the attempt is recorded in the database, and a pool child
@@ -201,7 +222,7 @@ class CeleryTransport(Transport):
             serializer="json",
             time_limit=self.lease,
             ignore_result=True,
-            bind=False,
+            bind=True,
         )(deliver)
         return task
 
