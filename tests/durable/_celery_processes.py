@@ -86,13 +86,19 @@ def stop_gracefully(process: subprocess.Popen[bytes], timeout: float = 15) -> No
 
 @contextmanager
 def bound_here(
-    engine: Engine, broker: str, **options: float
+    engine: Engine,
+    broker: str,
+    *,
+    lease: float = 300.0,
+    republish_after: float | None = None,
 ) -> Iterator[CeleryTransport]:
     """The test app's outbox bound to a Celery app of this process; the
     previous transport restored afterwards."""
     app = Celery("tocsin_tests_here", broker=broker)
     previous = _app.outbox.transport
-    transport = bind(app, _app.outbox, check=False, **options)
+    transport = bind(
+        app, _app.outbox, lease=lease, republish_after=republish_after, check=False
+    )
     try:
         yield transport
     finally:

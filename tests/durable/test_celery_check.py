@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from signal import SIGINT, SIGTERM
 from typing import Any
 
 import _app
@@ -175,3 +177,32 @@ def test_a_celery_worker_with_late_ack_turned_off_refuses_to_start(
     assert run.returncode != 0
     assert "tocsin: this Celery configuration loses events" in run.stderr
     assert "tocsin.deliver runs without late acknowledgement" in run.stderr
+
+
+def test_tocsin_relay_refuses_an_outbox_not_bound_to_celery(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["relay", "-A", "_app", "--database", f"sqlite:///{tmp_path / 'a.db'}"])
+    assert exit_.value.code == 2
+    assert "is not bound to Celery: call tocsin.integrations.celery.bind(" in (
+        capsys.readouterr().err
+    )
+
+
+def test_tocsin_worker_refuses_an_outbox_bound_to_celery(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    # tocsin worker installs its SIGTERM and SIGINT handlers before serving.
+    handlers = {number: signal.getsignal(number) for number in (SIGINT, SIGTERM)}
+    try:
+        with bound_app(), pytest.raises(SystemExit) as exit_:
+            main(["worker", "-A", "_app", "--database", url])
+    finally:
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
+    assert exit_.value.code == 2
+    assert "the events of this outbox are delivered by Celery: run `celery -A" in (
+        capsys.readouterr().err
+    )
