@@ -179,11 +179,20 @@ def test_a_celery_worker_with_late_ack_turned_off_refuses_to_start(
     assert "tocsin.deliver runs without late acknowledgement" in run.stderr
 
 
+# Both name the outbox (_app:outbox): the active one may be any test's.
 def test_tocsin_relay_refuses_an_outbox_not_bound_to_celery(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     with pytest.raises(SystemExit) as exit_:
-        main(["relay", "-A", "_app", "--database", f"sqlite:///{tmp_path / 'a.db'}"])
+        main(
+            [
+                "relay",
+                "-A",
+                "_app:outbox",
+                "--database",
+                f"sqlite:///{tmp_path / 'a.db'}",
+            ]
+        )
     assert exit_.value.code == 2
     assert "is not bound to Celery: call tocsin.integrations.celery.bind(" in (
         capsys.readouterr().err
@@ -198,7 +207,7 @@ def test_tocsin_worker_refuses_an_outbox_bound_to_celery(
     handlers = {number: signal.getsignal(number) for number in (SIGINT, SIGTERM)}
     try:
         with bound_app(), pytest.raises(SystemExit) as exit_:
-            main(["worker", "-A", "_app", "--database", url])
+            main(["worker", "-A", "_app:outbox", "--database", url])
     finally:
         for number, handler in handlers.items():
             signal.signal(number, handler)

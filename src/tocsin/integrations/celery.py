@@ -372,7 +372,18 @@ def bind(
     outbox.transport = transport
     if check:
         _refuse_unsafe_workers(app)
+    _fresh_connections_after_fork(outbox)
     return transport
+
+
+def _fresh_connections_after_fork(outbox: Outbox) -> None:
+    def on_process_init(**kwargs: Any) -> None:
+        # A prefork child must not use connections its parent opened (two
+        # processes on one socket): forget them without closing them.
+        if outbox.engine is not None:
+            outbox.engine.dispose(close=False)
+
+    signals.worker_process_init.connect(on_process_init, weak=False)
 
 
 def _refuse_unsafe_workers(app: Celery) -> None:
