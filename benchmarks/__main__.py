@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-SECTIONS = ("core", "sqlalchemy", "web", "service", "durable")
+SECTIONS = ("core", "sqlalchemy", "web", "service", "durable", "celery")
 OUTPUT = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 PEERS = (
     "tocsin",
