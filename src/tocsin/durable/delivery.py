@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, or_, select, update
 
 from . import payload
 from ._active import DEAD, DONE, PENDING, RUNNING
@@ -35,7 +35,15 @@ from .policy import Policy
 if TYPE_CHECKING:
     from .outbox import Outbox
 
-__all__ = ["EVENT_KEY", "Claimed", "claim", "deliver", "release", "retire_expired"]
+__all__ = [
+    "EVENT_KEY",
+    "Claimed",
+    "claim",
+    "deliver",
+    "open_rows",
+    "release",
+    "retire_expired",
+]
 
 #: ``event.session.info[EVENT_KEY]`` is the event being delivered, for
 #: session listeners that must tell a worker's transaction from others.
@@ -72,25 +80,22 @@ def claim(
     lease: float,
     queues: Sequence[str] | None = None,
     limit: int = 1,
+    ids: Sequence[int] | None = None,
 ) -> list[Claimed]:
     """Take up to ``limit`` open rows for ``lease`` seconds.
 
     Open rows are pending ones whose time has come, and running ones whose
-    lease has lapsed (their worker died) with attempts left.
+    lease has lapsed (their worker died) with attempts left. ``ids`` narrows
+    the claim to those rows (a broker message names its row): a row that is
+    done, or running under a live lease, is not taken again.
     """
-    table = outbox.table
     now = time.time()
-    c = table.c
-    due = or_(
-        and_(c.state == PENDING, c.available_at <= now),
-        and_(
-            c.state == RUNNING,
-            c.lease_expires_at < now,
-            c.attempts < c.max_attempts,
-        ),
-    )
+    c = outbox.table.c
+    due = open_rows(outbox, now)
     if queues is not None:
         due = and_(due, c.queue.in_(list(queues)))
+    if ids is not None:
+        due = and_(due, c.id.in_(list(ids)))
     chosen = (
         select(c.id)
         .where(due)
@@ -99,7 +104,7 @@ def claim(
         .with_for_update(skip_locked=True)
     )
     statement = (
-        update(table)
+        update(outbox.table)
         .where(c.id.in_(chosen.scalar_subquery()))
         .values(
             state=RUNNING,
@@ -124,6 +129,20 @@ def claim(
         Claimed(**row._asdict(), owner=owner, lease_expires_at=now + lease)
         for row in rows
     ]
+
+
+def open_rows(outbox: Outbox, now: float) -> ColumnElement[bool]:
+    """The condition of rows a worker may take at ``now``: pending ones whose
+    time has come, and running ones whose lease lapsed with attempts left."""
+    c = outbox.table.c
+    return or_(
+        and_(c.state == PENDING, c.available_at <= now),
+        and_(
+            c.state == RUNNING,
+            c.lease_expires_at < now,
+            c.attempts < c.max_attempts,
+        ),
+    )
 
 
 def release(outbox: Outbox, rows: Sequence[Claimed]) -> int:
