@@ -17,6 +17,7 @@ import pytest
 from _celery_processes import CELERY, celery_environment
 from celery import Celery
 
+from tocsin.apps import apps
 from tocsin.cli import main
 from tocsin.integrations.celery import bind, check_configuration
 
@@ -109,10 +110,15 @@ def test_an_app_without_the_task_is_refused() -> None:
 
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A directory on ``sys.path`` for a ``checked_proj`` module, forgotten after."""
+    """A directory on ``sys.path`` for a ``checked_proj`` module, forgotten after,
+    with the default app registry (which ``tocsin check`` populates) restored."""
     monkeypatch.syspath_prepend(str(tmp_path))
-    yield tmp_path / "checked_proj.py"
-    sys.modules.pop("checked_proj", None)
+    restore_default_registry = apps._isolate()
+    try:
+        yield tmp_path / "checked_proj.py"
+    finally:
+        restore_default_registry()
+        sys.modules.pop("checked_proj", None)
 
 
 def test_tocsin_check_prints_each_problem_and_fails(
