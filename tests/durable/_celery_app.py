@@ -4,8 +4,10 @@ It binds the durable test app's outbox (``_app``) to Celery. The environment
 gives the broker (``TOCSIN_TEST_BROKER``), the database
 (``TOCSIN_TEST_DATABASE``), and the transport's ``lease`` and
 ``republish_after`` (``TOCSIN_TEST_LEASE``, ``TOCSIN_TEST_REPUBLISH``);
-``TOCSIN_TEST_UNSAFE=late-ack`` turns late acknowledgement off (a worker must
-then refuse to start).
+``TOCSIN_TEST_UNSAFE=late-ack`` turns late acknowledgement off, and
+``TOCSIN_TEST_UNSAFE=reject-on-worker-lost`` reject-on-worker-lost (a worker
+must then refuse to start, unless ``TOCSIN_TEST_CHECK=off``: the negative
+controls run such workers to show what they lose).
 """
 
 from __future__ import annotations
@@ -29,8 +31,13 @@ app.conf.update(
     worker_prefetch_multiplier=1,
     worker_hijack_root_logger=False,
 )
-if os.environ.get("TOCSIN_TEST_UNSAFE") == "late-ack":
-    app.conf.task_annotations = {"tocsin.deliver": {"acks_late": False}}
+UNSAFE = {
+    "late-ack": {"acks_late": False},
+    "reject-on-worker-lost": {"reject_on_worker_lost": False},
+}
+unsafe = os.environ.get("TOCSIN_TEST_UNSAFE")
+if unsafe:
+    app.conf.task_annotations = {"tocsin.deliver": UNSAFE[unsafe]}
 
 url = os.environ["TOCSIN_TEST_DATABASE"]
 if url.startswith("sqlite"):
@@ -51,4 +58,5 @@ transport = bind(
     _app.outbox,
     lease=LEASE,
     republish_after=float(os.environ.get("TOCSIN_TEST_REPUBLISH", "2")),
+    check=os.environ.get("TOCSIN_TEST_CHECK") != "off",
 )

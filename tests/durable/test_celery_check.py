@@ -133,6 +133,9 @@ def test_tocsin_check_prints_each_problem_and_fails(
 
         app = Celery("proj", broker="sqla+sqlite:///x.db")
         app.conf.accept_content = ["pickle", "json"]
+        app.conf.task_annotations = {
+            "tocsin.deliver": {"acks_late": False, "reject_on_worker_lost": False}
+        }
         previous = _app.outbox.transport
         bind(app, _app.outbox, check=False)
         _app.outbox.transport = previous
@@ -145,7 +148,15 @@ def test_tocsin_check_prints_each_problem_and_fails(
     assert (
         "unsafe celery settings: the broker sqla+sqlite:// is kombu's database" in out
     )
-    assert "2 problems found" in out
+    assert (
+        "unsafe celery settings: tocsin.deliver runs without late acknowledgement"
+        in out
+    )
+    assert (
+        "unsafe celery settings: tocsin.deliver runs without reject-on-worker-lost"
+        in (out)
+    )
+    assert "4 problems found" in out
 
 
 def test_tocsin_check_passes_a_safe_app(
@@ -169,11 +180,19 @@ def test_tocsin_check_passes_a_safe_app(
     assert capsys.readouterr().out.startswith("no problem found (")
 
 
-def test_a_celery_worker_with_late_ack_turned_off_refuses_to_start(
-    redis_url: str, tmp_path: Path
+@pytest.mark.parametrize(
+    ("unsafe", "message"),
+    [
+        ("late-ack", "tocsin.deliver runs without late acknowledgement"),
+        ("reject-on-worker-lost", "tocsin.deliver runs without reject-on-worker-lost"),
+    ],
+)
+def test_a_celery_worker_with_an_unsafe_setting_refuses_to_start(
+    redis_url: str, tmp_path: Path, unsafe: str, message: str
 ) -> None:
+    """The settings that lose events in test_celery_negative.py."""
     env = celery_environment(
-        redis_url, f"sqlite:///{tmp_path / 'app.db'}", TOCSIN_TEST_UNSAFE="late-ack"
+        redis_url, f"sqlite:///{tmp_path / 'app.db'}", TOCSIN_TEST_UNSAFE=unsafe
     )
     run = subprocess.run(
         [CELERY, "-A", "_celery_app", "worker", "--pool", "solo", "-l", "warning"],
@@ -184,7 +203,7 @@ def test_a_celery_worker_with_late_ack_turned_off_refuses_to_start(
     )
     assert run.returncode != 0
     assert "tocsin: this Celery configuration loses events" in run.stderr
-    assert "tocsin.deliver runs without late acknowledgement" in run.stderr
+    assert message in run.stderr
 
 
 # Both name the outbox (_app:outbox): the active one may be any test's.
