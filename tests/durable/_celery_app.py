@@ -7,7 +7,9 @@ gives the broker (``TOCSIN_TEST_BROKER``), the database
 ``TOCSIN_TEST_UNSAFE=late-ack`` turns late acknowledgement off, and
 ``TOCSIN_TEST_UNSAFE=reject-on-worker-lost`` reject-on-worker-lost (a worker
 must then refuse to start, unless ``TOCSIN_TEST_CHECK=off``: the negative
-controls run such workers to show what they lose).
+controls run such workers to show what they lose). With ``TOCSIN_TEST_SPANS``
+set to a file, the worker traces its receivers (OpenTelemetry's SDK and
+``TocsinInstrumentor``) and appends each finished span to it as a JSON line.
 """
 
 from __future__ import annotations
@@ -53,6 +55,12 @@ else:
     engine = create_engine(url)
 
 _app.outbox.bind(engine)
+
+if os.environ.get("TOCSIN_TEST_SPANS"):
+    import _spans
+
+    _spans.export_to(os.environ["TOCSIN_TEST_SPANS"])
+
 transport = bind(
     app,
     _app.outbox,

@@ -6,7 +6,8 @@
   same ``UPDATE ... RETURNING`` (SQLite 3.35+) takes the database's write lock
   before it reads, so two claims never see the same row open. Rows are found
   by state, never by "id greater than the last seen": ids commit out of order.
-- :func:`deliver` runs the receiver with a session of its own transaction and,
+- :func:`deliver` runs the receiver (under the sending span's trace context,
+  :mod:`tocsin.durable.tracing`) with a session of its own transaction and,
   in that transaction, marks the row done only if this worker still holds its
   lease (fencing): a worker whose lease lapsed rolls back, and the receiver's
   database writes are never applied twice.
@@ -26,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, and_, or_, select, update
 
-from . import payload
+from .. import _observe
+from . import payload, tracing
 from ._active import DEAD, DONE, PENDING, RUNNING
 from .event import Event
 from .option import Binding, binding
@@ -66,6 +68,7 @@ class Claimed:
     created_at: float
     owner: str
     lease_expires_at: float
+    traceparent: str | None = None
 
 
 def new_owner() -> str:
@@ -121,6 +124,7 @@ def claim(
             c.attempts,
             c.max_attempts,
             c.created_at,
+            c.traceparent,
         )
     )
     with outbox.require_engine().begin() as connection:
@@ -232,11 +236,18 @@ def deliver(outbox: Outbox, row: Claimed) -> str:
                     sender, named = payload.decode(row.payload, session)
                 except LookupError as error:
                     raise _Undeliverable(str(error)) from None
-                result = found.receiver(
-                    signal=found.signal, sender=sender, event=event, **named
-                )
-                if inspect.isawaitable(result):
-                    asyncio.run(_wait(result))
+                # Under the sender's span, reported to observers as a
+                # dispatch of its own: its span joins the sender's trace.
+                with tracing.restored(row.traceparent):
+                    result = _observe.run_elsewhere(
+                        found.signal,
+                        sender,
+                        {**named, "event": event},
+                        found.receiver,
+                        "durable",
+                    )
+                    if inspect.isawaitable(result):
+                        asyncio.run(_wait(result))
                 session.flush()
                 if not _finish(session, outbox, row, DONE, None, time.time()):
                     session.rollback()

@@ -18,7 +18,9 @@ and events travel this way:
    when the lease lapses, which is how a killed pool child's event comes
    back), runs the receiver with
    ``event.session`` and marks the row done in the same transaction, with
-   :func:`tocsin.durable.delivery.deliver`, the step every transport shares;
+   :func:`tocsin.durable.delivery.deliver`, the step every transport shares
+   (with OpenTelemetry, under the sender's span: the row carries its
+   ``traceparent``, never the message);
 4. the relay is also the **reconciler**: a row published but still not done
    ``republish_after`` seconds later is published again. A message lost by
    the broker (Redis without fsync, a ``FLUSHALL``, a worker killed between
@@ -68,7 +70,6 @@ __all__ = [
     "UnsafeConfiguration",
     "bind",
     "check_configuration",
-    "traceparent",
 ]
 
 #: The name of the Celery task that delivers one outbox row.
@@ -82,26 +83,6 @@ class UnsafeConfiguration(RuntimeError):
 
     .. versionadded:: 0.1
     """
-
-
-def traceparent() -> str | None:
-    """The W3C ``traceparent`` of the current span, or ``None``.
-
-    The seam for tracing: the observability work (branch ``observe``) is to
-    store it in the outbox row when a send writes it, and restore it around
-    :func:`tocsin.durable.delivery.deliver` in the task. Until then no trace
-    context crosses the outbox, and this returns ``None`` unless
-    OpenTelemetry is installed with a span recording.
-    """
-    try:
-        from opentelemetry import trace  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return None
-    context = trace.get_current_span().get_span_context()
-    if not context.is_valid:
-        return None
-    flags = int(context.trace_flags)
-    return f"00-{context.trace_id:032x}-{context.span_id:016x}-{flags:02x}"
 
 
 class CeleryTransport(Transport):
