@@ -58,11 +58,11 @@ def start_celery_worker(
     )  # fmt: skip
 
 
-def start_relay(env: dict[str, str]) -> subprocess.Popen[bytes]:
+def start_relay(env: dict[str, str], *options: str) -> subprocess.Popen[bytes]:
     """``tocsin relay -A _celery_app`` (``python -m tocsin``)."""
     return subprocess.Popen(
         [sys.executable, "-m", "tocsin", "relay", "-A", "_celery_app",
-         "--poll", "0.05", "--loglevel", "error"],
+         "--poll", "0.05", "--loglevel", "error", *options],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,  # a full pipe would block a busy worker

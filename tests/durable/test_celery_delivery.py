@@ -19,6 +19,7 @@ from _celery_processes import (
     effects_by_event,
     nothing_open,
     start_celery_worker,
+    start_relay,
     stop_gracefully,
     wait_until,
 )
@@ -210,3 +211,44 @@ def test_a_failed_attempt_is_published_again_when_its_backoff_ends(
         assert transport.run(row_id, event_id) == "done"
     assert attempts == [1, 2]
     assert nothing_open(engine)
+
+
+def send_order(engine: Engine, order_id: int) -> None:
+    with Session(engine) as session:
+        with unit_of_work(session):
+            _app.order_placed.send(sender="shop", order_id=order_id)
+        session.commit()
+
+
+def test_a_relay_given_queues_publishes_the_rows_of_those_queues_only(
+    engine: Engine, broker: str
+) -> None:
+    client = redis.Redis.from_url(broker)
+    with bound_here(engine, broker) as transport:
+        save_items(engine, ["in default"], roll_back=set())
+        send_order(engine, 7)
+        assert transport.relay(queues=["orders"]).run_once() == 1
+        assert (client.llen("orders"), client.llen("celery")) == (1, 0)
+        assert transport.relay(queues=["default"]).run_once() == 1
+        assert (client.llen("orders"), client.llen("celery")) == (1, 1)
+        assert transport.relay().run_once() == 0
+        with pytest.raises(ValueError, match="a list of outbox queue names"):
+            transport.relay(queues="orders")
+    client.close()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_tocsin_relay_dash_q_publishes_the_named_queues_only(
+    engine: Engine, database_url: str, broker: str
+) -> None:
+    client = redis.Redis.from_url(broker)
+    save_items(engine, ["in default"], roll_back=set())
+    send_order(engine, 8)
+    relay = start_relay(celery_environment(broker, database_url), "-Q", "orders")
+    try:
+        wait_until(lambda: client.llen("orders") == 1, 30, "the order's message")
+        time.sleep(0.3)  # six more passes of the relay
+        assert client.llen("celery") == 0
+    finally:
+        stop_gracefully(relay)
+        client.close()

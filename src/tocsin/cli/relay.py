@@ -16,7 +16,7 @@ import sys
 import threading
 from typing import Any
 
-from ._app import add_app_arguments, opened_outbox
+from ._app import add_app_arguments, add_queues_option, opened_outbox, queues_of
 
 NAME = "relay"
 HELP = "publish the events of durable receivers to Celery"
@@ -36,6 +36,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=100,
         help="events published per transaction (default 100)",
     )
+    add_queues_option(parser, "publish")
     parser.add_argument(
         "-l",
         "--loglevel",
@@ -58,7 +59,9 @@ def run(args: argparse.Namespace) -> int:
                 "module given to -A"
             )
         try:
-            relay = transport.relay(poll_interval=args.poll, batch=args.batch)
+            relay = transport.relay(
+                poll_interval=args.poll, batch=args.batch, queues=queues_of(args)
+            )
         except ValueError as error:
             raise CommandError(str(error)) from None
         stop = threading.Event()
@@ -74,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGINT, on_signal)
         print(
             f"tocsin relay {os.getpid()}: {outbox.table.name} to "
-            f"{transport.app.conf.broker_url or '(default broker)'}",
+            f"{transport.app.conf.broker_url or '(default broker)'}, queues "
+            f"{','.join(relay.queues) if relay.queues else '(all)'}",
             file=sys.stderr,
             flush=True,
         )

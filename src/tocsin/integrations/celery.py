@@ -50,7 +50,7 @@ require("sqlalchemy", extra="sqlalchemy", package="SQLAlchemy")
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from celery import Celery, signals
@@ -134,9 +134,15 @@ class CeleryTransport(Transport):
             "`tocsin relay -A <your app>` to publish the events"
         )
 
-    def relay(self, *, poll_interval: float = 0.2, batch: int = 100) -> Relay:
+    def relay(
+        self,
+        *,
+        poll_interval: float = 0.2,
+        batch: int = 100,
+        queues: Sequence[str] | None = None,
+    ) -> Relay:
         """A :class:`Relay` of this transport (``start()`` runs it in a thread)."""
-        return Relay(self, poll_interval=poll_interval, batch=batch)
+        return Relay(self, poll_interval=poll_interval, batch=batch, queues=queues)
 
     def run(self, row_id: int, event_id: str) -> str:
         """Deliver outbox row ``row_id``: what the task does in the worker.
@@ -216,7 +222,9 @@ class Relay:
     (a retry after its backoff), or were published more than
     ``republish_after`` seconds ago (the message was lost, or its worker
     died). Several relays may run: on PostgreSQL they skip each other's rows
-    (``FOR UPDATE SKIP LOCKED``). A relay killed between publishing and
+    (``FOR UPDATE SKIP LOCKED``), and ``queues`` gives a relay the rows of
+    those outbox queues only (by default every queue's), so that a busy
+    queue can have relays of its own. A relay killed between publishing and
     recording ``published_at`` publishes again: the task ignores the second
     message once the row is done.
 
@@ -224,16 +232,27 @@ class Relay:
     """
 
     def __init__(
-        self, transport: CeleryTransport, *, poll_interval: float, batch: int
+        self,
+        transport: CeleryTransport,
+        *,
+        poll_interval: float,
+        batch: int,
+        queues: Sequence[str] | None = None,
     ) -> None:
         if poll_interval <= 0 or batch < 1:
             raise ValueError(
                 f"poll_interval must be positive and batch at least 1, not "
                 f"{poll_interval} and {batch}."
             )
+        if queues is not None and (isinstance(queues, str) or not queues):
+            raise ValueError(
+                f"queues={queues!r}: a list of outbox queue names, or None for "
+                "every queue."
+            )
         self.transport = transport
         self.poll_interval = poll_interval
         self.batch = batch
+        self.queues = None if queues is None else tuple(queues)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -243,6 +262,7 @@ class Relay:
         outbox = transport.outbox
         c = outbox.table.c
         now = time.time()
+        mine = [] if self.queues is None else [c.queue.in_(self.queues)]
         unpublished = or_(
             c.published_at.is_(None),
             c.published_at < c.available_at,
@@ -250,7 +270,7 @@ class Relay:
         )
         chosen = (
             select(c.id, c.event_id, c.queue)
-            .where(and_(delivery.open_rows(outbox, now), unpublished))
+            .where(and_(delivery.open_rows(outbox, now), unpublished, *mine))
             .order_by(c.available_at)
             .limit(self.batch)
             .with_for_update(skip_locked=True)
