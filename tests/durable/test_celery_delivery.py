@@ -252,3 +252,45 @@ def test_tocsin_relay_dash_q_publishes_the_named_queues_only(
     finally:
         stop_gracefully(relay)
         client.close()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_worker_quicker_than_the_relay_finds_the_row_committed_and_unlocked(
+    engine: Engine, broker: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A message may be handled before the relay's next statement: the row
+    must not still be locked by the relay's transaction, which the worker's
+    claim (SKIP LOCKED) would skip, leaving the event to the reconciler."""
+    outcomes: list[str] = []
+    with bound_here(engine, broker, republish_after=600) as transport:
+        publish = transport.task.apply_async
+
+        def publish_and_deliver_at_once(
+            args: tuple[int, str], **options: object
+        ) -> object:
+            sent = publish(args, **options)
+            outcomes.append(transport.run(*args))  # the quickest worker
+            return sent
+
+        monkeypatch.setattr(transport.task, "apply_async", publish_and_deliver_at_once)
+        save_items(engine, ["quick"], roll_back=set())
+        assert transport.relay().run_once() == 1
+    assert outcomes == ["done"]
+    assert nothing_open(engine)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_rows_the_broker_did_not_take_are_published_again_by_the_next_pass(
+    engine: Engine,
+) -> None:
+    down = "redis://127.0.0.1:1/0"  # nothing listens there
+    with bound_here(engine, down, republish_after=600) as transport:
+        transport.app.conf.update(task_publish_retry=False)
+        save_items(engine, ["unsent"], roll_back=set())
+        with pytest.raises(Exception, match=r"(?i)connect"):
+            transport.relay().run_once()
+        with engine.connect() as connection:
+            published = connection.execute(
+                select(_app.outbox.table.c.published_at)
+            ).scalar()
+    assert published is None  # not left for the reconciler's 600 s

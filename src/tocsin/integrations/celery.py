@@ -224,9 +224,10 @@ class Relay:
     died). Several relays may run: on PostgreSQL they skip each other's rows
     (``FOR UPDATE SKIP LOCKED``), and ``queues`` gives a relay the rows of
     those outbox queues only (by default every queue's), so that a busy
-    queue can have relays of its own. A relay killed between publishing and
-    recording ``published_at`` publishes again: the task ignores the second
-    message once the row is done.
+    queue can have relays of its own. A pass records ``published_at``, commits,
+    then publishes: a relay killed in between leaves the rows to the
+    reconciler (a later pass, after ``republish_after``), and a message
+    published twice is ignored by the task once the row is done.
 
     .. versionadded:: 0.1
     """
@@ -276,10 +277,22 @@ class Relay:
             .with_for_update(skip_locked=True)
         )
         delivery.retire_expired(outbox)
-        with outbox.require_engine().begin() as connection:
+        engine = outbox.require_engine()
+        stamp = time.time()
+        with engine.begin() as connection:
             rows = connection.execute(chosen).all()
             if not rows:
                 return 0
+            ids = [row.id for row in rows]
+            connection.execute(
+                update(outbox.table).where(c.id.in_(ids)).values(published_at=stamp)
+            )
+        # Published once the mark is committed, never inside its transaction:
+        # a worker quicker than the commit would find the row locked, skip
+        # it, and leave it to the reconciler. A relay killed here leaves it
+        # to the reconciler too (after republish_after).
+        sent = 0
+        try:
             with transport.app.producer_or_acquire() as producer:
                 for row in rows:
                     transport.task.apply_async(
@@ -287,11 +300,17 @@ class Relay:
                         queue=transport.celery_queue(row.queue),
                         producer=producer,
                     )
-            connection.execute(
-                update(outbox.table)
-                .where(c.id.in_([row.id for row in rows]))
-                .values(published_at=time.time())
-            )
+                    sent += 1
+        except Exception:
+            # The broker is away: unmark what was not sent, so that the next
+            # pass publishes it rather than the reconciler, much later.
+            with engine.begin() as connection:
+                connection.execute(
+                    update(outbox.table)
+                    .where(c.id.in_(ids[sent:]), c.published_at == stamp)
+                    .values(published_at=None)
+                )
+            raise
         return len(rows)
 
     def run(self, stop: threading.Event | None = None) -> None:
