@@ -54,6 +54,7 @@ test: lint docs $(OLDEST_STAMP)
 	@bash scripts/ensure-postgresql.sh
 	@bash scripts/ensure-graphviz.sh
 	@bash scripts/ensure-chromium.sh
+	@bash scripts/ensure-services.sh
 	$(BIN)/pytest $(PYTEST_ARGS)
 	@PYTEST_ARGS="$(PYTEST_ARGS)" bash scripts/test-other-pythons.sh
 	$(OLDEST)/bin/pytest -q $(SA_TESTS)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from benchmarks import charts
 
-SECTIONS = ("core", "observe", "sqlalchemy", "web", "service", "durable")
+SECTIONS = ("core", "observe", "sqlalchemy", "web", "service", "durable", "celery")
 OUTPUT = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 PEERS = (
     "tocsin",

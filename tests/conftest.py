@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from benchmarks._postgres import PostgresUnavailable, throwaway_postgres
+from benchmarks._redis import RedisUnavailable, throwaway_redis
 
 from support import server_unavailable
 from tocsin import signals
@@ -37,6 +38,21 @@ def postgres_url() -> Iterator[str]:
         try:
             url = stack.enter_context(throwaway_postgres())
         except PostgresUnavailable as error:
+            server_unavailable(str(error))
+        yield url
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A throwaway Redis server (Debian's ``redis-server``) for this session.
+
+    Yields its URL (``redis://127.0.0.1:PORT/0``). Tests share it: each one
+    that needs an empty server runs ``FLUSHALL`` first.
+    """
+    with ExitStack() as stack:
+        try:
+            url = stack.enter_context(throwaway_redis())
+        except RedisUnavailable as error:
             server_unavailable(str(error))
         yield url
 

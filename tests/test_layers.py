@@ -7,7 +7,9 @@ Layers, lowest first:
 2. emitters and glue: ``tocsin.apps``, ``tocsin.transaction``, ``tocsin.auth``,
    ``tocsin.testing`` and its ``tocsin.pytest_plugin``, ``tocsin.integrations``;
 3. delivery and insight: ``tocsin.durable``, the ``tocsin`` command
-   (``tocsin.cli``, ``tocsin.__main__``), the debug timeline (``tocsin.debug``).
+   (``tocsin.cli``, ``tocsin.__main__``), the debug timeline (``tocsin.debug``),
+   and ``tocsin.integrations.celery``: it lives beside the emitters, but it is
+   a transport of durable receivers and builds on ``tocsin.durable``.
 
 The imports are read from the source (``ast``), wherever they are, inside
 functions too, so that a lazy upward import is caught as well; only imports
@@ -36,7 +38,14 @@ LAYER_NAMES = {
     GLUE: "emitters and glue",
     DELIVERY: "delivery and insight",
 }
-DELIVERY_PACKAGES = ("tocsin.durable", "tocsin.cli", "tocsin.__main__", "tocsin.debug")
+DELIVERY_PACKAGES = (
+    "tocsin.durable",
+    "tocsin.cli",
+    "tocsin.__main__",
+    "tocsin.debug",
+    # A transport of durable receivers, although it lives under integrations.
+    "tocsin.integrations.celery",
+)
 GLUE_PACKAGES = (
     "tocsin.apps",
     "tocsin.transaction",
@@ -250,6 +259,10 @@ def test_the_checker_finds_a_cycle() -> None:
 def test_the_layers_are_ordered() -> None:
     assert layer("tocsin._signal") < layer("tocsin.signals") < layer("tocsin.apps")
     assert layer("tocsin.apps._registry") == layer("tocsin.integrations.sqlalchemy")
+    # The Celery integration is a transport of durable receivers: it may build
+    # on tocsin.durable, which the emitters under integrations may not.
+    assert layer("tocsin.integrations.celery") == layer("tocsin.durable") == DELIVERY
+    assert layer("tocsin.integrations.celery") > layer("tocsin.integrations")
     with pytest.raises(AssertionError, match="is in no layer"):
         layer("tocsin.newthing")
 

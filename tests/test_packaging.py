@@ -112,6 +112,7 @@ def test_published_metadata_names_the_licence_and_no_development_tool(
     )
     assert metadata.get_all("Project-URL")
     assert sorted(metadata.get_all("Provides-Extra") or []) == [
+        "celery",
         "flask",
         "opentelemetry",
         "sqlalchemy",
@@ -253,3 +254,29 @@ def test_the_opentelemetry_extra_instruments_with_the_api_alone(
         """
     )
     assert run(python, "-c", program, cwd=tmp_path) == "receipt for #1\n"
+
+
+def test_the_celery_extra_binds_an_outbox_with_safe_settings(
+    dist: Path, tmp_path: Path
+) -> None:
+    python = install(tmp_path, f"{wheel_of(dist)}[celery]")
+    program = textwrap.dedent(
+        """
+        import redis  # the broker's client comes with the extra
+        from celery import Celery
+        from sqlalchemy import create_engine
+        from sqlalchemy.orm import DeclarativeBase
+        from tocsin.durable import Outbox
+        from tocsin.integrations.celery import bind, check_configuration
+
+        class Base(DeclarativeBase):
+            pass
+
+        outbox = Outbox(Base.metadata, engine=create_engine("sqlite://"))
+        app = Celery("proj", broker="redis://127.0.0.1:6379/0")
+        bind(app, outbox)
+        task = app.tasks["tocsin.deliver"]
+        print(task.acks_late, task.reject_on_worker_lost, check_configuration(app))
+        """
+    )
+    assert run(python, "-c", program, cwd=tmp_path) == "True True []\n"

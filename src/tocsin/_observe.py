@@ -29,8 +29,9 @@ How it is built, for a reader of this file:
   twice: when the send schedules it (a call whose ``deferred`` names the
   option) and when it runs (a dispatch of its own whose ``mode`` names the
   option and whose ``origin`` is the scheduling dispatch). The option is
-  handed a stand-in for the receiver that reports its run; any future option
-  that defers (``durable``) is observed the same way.
+  handed a stand-in for the receiver that reports its run. A durable
+  receiver's run, in a worker process, is a dispatch of its own whose
+  ``mode`` is ``"durable"``, without an origin (:func:`run_elsewhere`).
 - An exception raised by an observer is logged to ``tocsin.observe`` at
   WARNING and dropped: observing never changes what a send does.
 - A record holds a weakly connected receiver only through its weak
@@ -115,7 +116,8 @@ class Dispatch:
         names: Their names, a tuple.
         mode: ``"send"``, ``"send_robust"``, ``"asend"``, ``"asend_robust"``,
             or the connect option that deferred the receiver this dispatch
-            runs (``"on_commit"``).
+            runs (``"on_commit"``, or ``"durable"`` in a durable receiver's
+            worker).
         parent: The :class:`ReceiverCall` during which this send was made,
             or ``None`` for a send made outside any observed receiver.
         depth: 0 for a send made outside any receiver; ``parent.depth + 1``.
@@ -641,30 +643,59 @@ def _stand_in(
     def run(**arguments: Any) -> Any:
         if not _observers:
             return receiver(**arguments)
-        observers = _hooks
         named = dict(arguments)
         signal = named.pop("signal")
         sender = named.pop("sender")
         origin = scheduled._dispatch
         mode = scheduled._deferred or "deferred"
         dispatch = Dispatch(signal, sender, named, mode, origin=origin)
-        if record.is_async:
-            return _run_deferred_async(observers, dispatch, record, receiver)
-        _notify(observers.send_started, dispatch, "send_started")
-        try:
-            return _call(observers, dispatch, record, receiver, False)
-        except BaseException as error:
-            dispatch._exception = error
-            raise
-        finally:
-            dispatch._end_ns = _clock()
-            _notify(observers.send_finished, dispatch, "send_finished")
+        return _run_deferred(_hooks, dispatch, record, receiver)
 
     run.__qualname__ = scheduled._qualname
     run.__name__ = getattr(receiver, "__name__", scheduled._qualname)
     run.__module__ = getattr(receiver, "__module__", None) or __name__
     run.__wrapped__ = receiver  # type: ignore[attr-defined]
     return run
+
+
+def run_elsewhere(
+    signal: Signal,
+    sender: Any,
+    named: dict[str, Any],
+    receiver: Callable[..., Any],
+    mode: str,
+) -> Any:
+    """Run ``receiver``, connected to ``signal``, for a send made in another
+    process: a durable receiver's event in its worker.
+
+    Observed, it is a dispatch of its own whose ``mode`` is ``mode``
+    (``"durable"``), without an ``origin`` (the send was elsewhere). Returns
+    what the receiver returns (an awaitable for an async receiver).
+    """
+    record = None
+    if _observers:
+        record = next((one for one in signal.receivers if one() is receiver), None)
+    if record is None:  # unobserved, or no longer connected here
+        return receiver(signal=signal, sender=sender, **named)
+    dispatch = Dispatch(signal, sender, named, mode)
+    return _run_deferred(_hooks, dispatch, record, receiver)
+
+
+def _run_deferred(
+    observers: _Hooks, dispatch: Dispatch, record: Record, receiver: Callable[..., Any]
+) -> Any:
+    """Run a deferred receiver as ``dispatch``, between its callbacks."""
+    if record.is_async:
+        return _run_deferred_async(observers, dispatch, record, receiver)
+    _notify(observers.send_started, dispatch, "send_started")
+    try:
+        return _call(observers, dispatch, record, receiver, False)
+    except BaseException as error:
+        dispatch._exception = error
+        raise
+    finally:
+        dispatch._end_ns = _clock()
+        _notify(observers.send_finished, dispatch, "send_finished")
 
 
 async def _run_deferred_async(

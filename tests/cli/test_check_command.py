@@ -59,4 +59,5 @@ def test_a_check_is_one_more_function_of_the_registry() -> None:
         "duplicate_dispatch_uid",
         "unresolved_lazy_sender",
         "durable_receiver_not_importable",
+        "unsafe_celery_settings",
     ]

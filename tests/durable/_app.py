@@ -2,7 +2,10 @@
 
 A worker process runs ``tocsin worker -A _app --database URL`` (with this
 directory on ``PYTHONPATH``); ``DURABLE_CRASH`` and ``DURABLE_DELAY`` in its
-environment make its receivers crash or dawdle at the chosen point.
+environment make its receivers crash or dawdle at the chosen point;
+``DURABLE_STALL=DIR`` makes ``record_item`` write its process id to
+``DIR/<event id>`` on an event's first attempt and then wait a minute, for a
+test to kill that very process mid-receiver.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import os
 import signal
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import String, event
@@ -54,9 +58,18 @@ order_placed = Signal(name="order_placed", doc="sender: a str; order_id: an int.
 
 CRASH = os.environ.get("DURABLE_CRASH", "")
 DELAY = float(os.environ.get("DURABLE_DELAY", "0"))
+STALL = os.environ.get("DURABLE_STALL", "")
 
 #: In-process tests put a function here; receivers call it with their event.
 hook: Callable[..., Any] | None = None
+
+
+def _stall(marker: Path) -> None:
+    # Written whole, then renamed: the test never reads half a process id.
+    partial = marker.with_suffix(".partial")
+    partial.write_text(str(os.getpid()))
+    partial.rename(marker)
+    time.sleep(60)
 
 
 def _kill_myself() -> None:
@@ -73,6 +86,8 @@ def record_item(
 ) -> None:
     if DELAY:
         time.sleep(DELAY)
+    if STALL and event.attempt == 1:
+        _stall(Path(STALL) / event.id)
     name = "gone" if instance is None else instance.name
     event.session.add(Effect(event_id=event.id, receiver="record_item", note=name))
     if hook is not None:

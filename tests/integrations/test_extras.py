@@ -13,6 +13,7 @@ import pytest
     [
         ("tocsin.integrations.sqlalchemy", "sqlalchemy", "sqlalchemy"),
         ("tocsin.integrations.flask_login", "flask_login", "flask"),
+        ("tocsin.integrations.celery", "celery", "celery"),
     ],
 )
 def test_importing_without_the_extra_names_the_pip_command(

@@ -26,6 +26,7 @@ SUBCOMMANDS = [
     "tocsin.cli.signals",
     "tocsin.cli.check",
     "tocsin.cli.graph",
+    "tocsin.cli.relay",
 ]
 
 

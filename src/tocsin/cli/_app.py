@@ -12,7 +12,14 @@ from typing import Any
 
 from . import CommandError
 
-__all__ = ["add_app_arguments", "add_app_option", "load_app", "opened_outbox"]
+__all__ = [
+    "add_app_arguments",
+    "add_app_option",
+    "add_queues_option",
+    "load_app",
+    "opened_outbox",
+    "queues_of",
+]
 
 
 def add_app_option(parser: argparse.ArgumentParser, help_text: str) -> None:
@@ -32,6 +39,21 @@ def add_app_arguments(parser: argparse.ArgumentParser) -> None:
         help="SQLAlchemy URL of the database that holds the outbox "
         "(default: the engine given to Outbox(engine=...))",
     )
+
+
+def add_queues_option(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "-Q",
+        "--queues",
+        help=f"comma-separated outbox queues to {what} (default: every queue)",
+    )
+
+
+def queues_of(args: argparse.Namespace) -> tuple[str, ...] | None:
+    """The queues given to ``-Q``, or ``None`` for every queue."""
+    if not args.queues:
+        return None
+    return tuple(q.strip() for q in args.queues.split(",") if q.strip()) or None
 
 
 def load_app(spec: str) -> Any:

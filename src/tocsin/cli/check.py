@@ -155,3 +155,20 @@ def durable_receiver_not_importable(inspection: Inspection) -> list[str]:
                 "function at the top level of a module, under its own name."
             )
     return found
+
+
+@register
+def unsafe_celery_settings(inspection: Inspection) -> list[str]:
+    """The Celery apps of the application, checked for settings that lose
+    events (see :func:`tocsin.integrations.celery.check_configuration`)."""
+    celery = sys.modules.get("celery")
+    if celery is None:
+        return []  # the application does not use Celery
+    from ..integrations.celery import check_configuration
+
+    module_name, _, attribute = inspection.spec.partition(":")
+    module = sys.modules.get(module_name)
+    candidates = [getattr(module, attribute, None)] if attribute else []
+    candidates += list(vars(module).values()) if module is not None else []
+    apps = {id(app): app for app in candidates if isinstance(app, celery.Celery)}
+    return [problem for app in apps.values() for problem in check_configuration(app)]

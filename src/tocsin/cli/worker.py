@@ -15,7 +15,7 @@ import sys
 import threading
 from typing import Any
 
-from ._app import add_app_arguments, opened_outbox
+from ._app import add_app_arguments, add_queues_option, opened_outbox, queues_of
 
 NAME = "worker"
 HELP = "deliver the events of durable receivers"
@@ -30,11 +30,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=1,
         help="events delivered at the same time (threads; default 1)",
     )
-    parser.add_argument(
-        "-Q",
-        "--queues",
-        help="comma-separated queues to serve (default: every queue)",
-    )
+    add_queues_option(parser, "serve")
     parser.add_argument(
         "-l",
         "--loglevel",
@@ -67,9 +63,7 @@ def run(args: argparse.Namespace) -> int:
     from ..durable import Settings
     from . import CommandError
 
-    queues = None
-    if args.queues:
-        queues = tuple(q.strip() for q in args.queues.split(",") if q.strip())
+    queues = queues_of(args)
     try:
         settings = Settings(
             queues=queues,

@@ -6,7 +6,8 @@
   same ``UPDATE ... RETURNING`` (SQLite 3.35+) takes the database's write lock
   before it reads, so two claims never see the same row open. Rows are found
   by state, never by "id greater than the last seen": ids commit out of order.
-- :func:`deliver` runs the receiver with a session of its own transaction and,
+- :func:`deliver` runs the receiver (under the sending span's trace context,
+  :mod:`tocsin.durable.tracing`) with a session of its own transaction and,
   in that transaction, marks the row done only if this worker still holds its
   lease (fencing): a worker whose lease lapsed rolls back, and the receiver's
   database writes are never applied twice.
@@ -24,9 +25,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, or_, select, update
 
-from . import payload
+from .. import _observe
+from . import payload, tracing
 from ._active import DEAD, DONE, PENDING, RUNNING
 from .event import Event
 from .option import Binding, binding
@@ -35,7 +37,15 @@ from .policy import Policy
 if TYPE_CHECKING:
     from .outbox import Outbox
 
-__all__ = ["EVENT_KEY", "Claimed", "claim", "deliver", "release", "retire_expired"]
+__all__ = [
+    "EVENT_KEY",
+    "Claimed",
+    "claim",
+    "deliver",
+    "open_rows",
+    "release",
+    "retire_expired",
+]
 
 #: ``event.session.info[EVENT_KEY]`` is the event being delivered, for
 #: session listeners that must tell a worker's transaction from others.
@@ -58,6 +68,7 @@ class Claimed:
     created_at: float
     owner: str
     lease_expires_at: float
+    traceparent: str | None = None
 
 
 def new_owner() -> str:
@@ -72,25 +83,22 @@ def claim(
     lease: float,
     queues: Sequence[str] | None = None,
     limit: int = 1,
+    ids: Sequence[int] | None = None,
 ) -> list[Claimed]:
     """Take up to ``limit`` open rows for ``lease`` seconds.
 
     Open rows are pending ones whose time has come, and running ones whose
-    lease has lapsed (their worker died) with attempts left.
+    lease has lapsed (their worker died) with attempts left. ``ids`` narrows
+    the claim to those rows (a broker message names its row): a row that is
+    done, or running under a live lease, is not taken again.
     """
-    table = outbox.table
     now = time.time()
-    c = table.c
-    due = or_(
-        and_(c.state == PENDING, c.available_at <= now),
-        and_(
-            c.state == RUNNING,
-            c.lease_expires_at < now,
-            c.attempts < c.max_attempts,
-        ),
-    )
+    c = outbox.table.c
+    due = open_rows(outbox, now)
     if queues is not None:
         due = and_(due, c.queue.in_(list(queues)))
+    if ids is not None:
+        due = and_(due, c.id.in_(list(ids)))
     chosen = (
         select(c.id)
         .where(due)
@@ -99,7 +107,7 @@ def claim(
         .with_for_update(skip_locked=True)
     )
     statement = (
-        update(table)
+        update(outbox.table)
         .where(c.id.in_(chosen.scalar_subquery()))
         .values(
             state=RUNNING,
@@ -116,6 +124,7 @@ def claim(
             c.attempts,
             c.max_attempts,
             c.created_at,
+            c.traceparent,
         )
     )
     with outbox.require_engine().begin() as connection:
@@ -124,6 +133,20 @@ def claim(
         Claimed(**row._asdict(), owner=owner, lease_expires_at=now + lease)
         for row in rows
     ]
+
+
+def open_rows(outbox: Outbox, now: float) -> ColumnElement[bool]:
+    """The condition of rows a worker may take at ``now``: pending ones whose
+    time has come, and running ones whose lease lapsed with attempts left."""
+    c = outbox.table.c
+    return or_(
+        and_(c.state == PENDING, c.available_at <= now),
+        and_(
+            c.state == RUNNING,
+            c.lease_expires_at < now,
+            c.attempts < c.max_attempts,
+        ),
+    )
 
 
 def release(outbox: Outbox, rows: Sequence[Claimed]) -> int:
@@ -213,11 +236,18 @@ def deliver(outbox: Outbox, row: Claimed) -> str:
                     sender, named = payload.decode(row.payload, session)
                 except LookupError as error:
                     raise _Undeliverable(str(error)) from None
-                result = found.receiver(
-                    signal=found.signal, sender=sender, event=event, **named
-                )
-                if inspect.isawaitable(result):
-                    asyncio.run(_wait(result))
+                # Under the sender's span, reported to observers as a
+                # dispatch of its own: its span joins the sender's trace.
+                with tracing.restored(row.traceparent):
+                    result = _observe.run_elsewhere(
+                        found.signal,
+                        sender,
+                        {**named, "event": event},
+                        found.receiver,
+                        "durable",
+                    )
+                    if inspect.isawaitable(result):
+                        asyncio.run(_wait(result))
                 session.flush()
                 if not _finish(session, outbox, row, DONE, None, time.time()):
                     session.rollback()

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from .. import transaction
-from . import _core, payload
+from . import _core, payload, tracing
 from ._active import PENDING, active_outbox
 from .policy import Policy
 
@@ -186,6 +186,7 @@ def enqueue(found: Binding, sender: Any, named: dict[str, Any]) -> None:
             "max_attempts": found.policy.max_attempts,
             "created_at": now,
             "available_at": now,
+            "traceparent": tracing.current(),
         },
     )
 

@@ -4,6 +4,8 @@ One row per durable receiver of a send, written in the sending transaction.
 A row is ``pending`` (``attempts`` 0, or a retry waiting for
 ``available_at``), ``running`` (claimed by ``lease_owner`` until
 ``lease_expires_at``), ``done`` or ``dead``. Rows are never deleted by tocsin.
+A broker transport records in ``published_at`` when it last sent the row's id;
+``traceparent`` holds the sender's span (see :mod:`tocsin.durable.tracing`).
 """
 
 from __future__ import annotations
@@ -69,6 +71,12 @@ def outbox_table(metadata: MetaData, name: str = "tocsin_outbox") -> Table:
         Column("lease_expires_at", Float),
         Column("done_at", Float),
         Column("last_error", Text),
+        # When a broker transport last published the row (the Celery relay);
+        # the embedded worker leaves it empty.
+        Column("published_at", Float),
+        # The W3C traceparent of the sending span (tocsin.durable.tracing),
+        # NULL without OpenTelemetry.
+        Column("traceparent", String(55)),
         UniqueConstraint("event_id", "receiver", name=f"{name}_event_receiver"),
         # What a worker's claim reads: open rows of its queues, oldest first.
         Index(f"{name}_claim", "state", "queue", "available_at"),

@@ -229,7 +229,12 @@ class _Spans(Observer):
             return False
         if dispatch.origin is not None and self._link_for(dispatch) is not None:
             return True  # an on-commit run whose scheduling was traced
-        return not self.require_parent or trace.get_current_span().is_recording()
+        if not self.require_parent:
+            return True
+        # A remote parent counts: the sender's span restored by a durable
+        # receiver's worker (tocsin.durable.tracing).
+        parent = trace.get_current_span()
+        return parent.is_recording() or parent.get_span_context().is_remote
 
     def _link_for(self, dispatch: Dispatch) -> trace.SpanContext | None:
         if dispatch.origin is None:
