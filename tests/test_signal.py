@@ -249,8 +249,12 @@ def test_disconnect_by_dispatch_uid() -> None:
 
 
 def test_disconnect_without_receiver_or_dispatch_uid_is_a_type_error() -> None:
-    with pytest.raises(TypeError, match="receiver or the dispatch_uid"):
+    with pytest.raises(TypeError) as raised:
         Signal().disconnect()
+    assert str(raised.value) == (
+        "Signal.disconnect() needs the receiver or the dispatch_uid it was "
+        "connected with."
+    )
 
 
 def test_connect_after_disconnect_goes_to_the_end() -> None:
@@ -285,6 +289,20 @@ def test_has_listeners_follows_connections() -> None:
     signal.disconnect(first, sender=sender)
     signal.disconnect(second)
     assert signal.has_listeners(sender) is False
+    assert signal.has_listeners() is False
+
+
+def test_has_listeners_answers_for_the_sender_asked_after_other_sends() -> None:
+    signal = Signal()
+    sender = Sender()
+    signal.connect(first, sender=sender)
+    # Sends from other senders cache what reaches them: a later question
+    # about `sender` gets its own answer, not theirs.
+    assert signal.send(None) == []
+    assert signal.has_listeners() is False
+    assert signal.has_listeners(sender) is True
+    assert signal.send(sender) == [(first, "first")]
+    assert signal.has_listeners(Sender()) is False
     assert signal.has_listeners() is False
 
 
@@ -566,6 +584,7 @@ def test_receivers_info_describes_each_connection_in_dispatch_order() -> None:
     assert plain.qualname == "first"
     assert plain.module == __name__
     assert plain.line == first.__code__.co_firstlineno
+    assert plain.file == __file__
     assert strong.weak is False
     assert strong.priority == -1
     assert strong.options == {}

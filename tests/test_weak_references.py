@@ -338,6 +338,23 @@ def test_a_value_sender_at_a_recycled_address_gets_its_own_receivers(
     assert receivers_of(signal, label) == [module_receiver]
 
 
+def test_disconnecting_through_a_new_sender_at_a_dead_senders_address_removes_nothing(
+    recycle_id: Callable[..., object],
+) -> None:
+    signal = Signal()
+    old = Sender()
+    signal.connect(module_receiver, sender=old)
+    old_id = id(old)
+    del old
+    collect()
+
+    new = recycle_id(old_id, Sender)
+
+    # The connection died with its sender: the new object was never connected.
+    assert signal.disconnect(module_receiver, sender=new) is False
+    assert receivers_of(signal, new) == []
+
+
 def test_a_receiver_dying_while_a_plan_is_computed_leaves_no_stale_plan(
     recycle_id: Callable[..., object],
 ) -> None:
