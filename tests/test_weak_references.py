@@ -191,6 +191,22 @@ def test_sending_from_an_object_does_not_keep_it_alive() -> None:
     assert signal._plan_refs == {}
 
 
+def test_sending_again_after_the_connections_change_does_not_keep_it_alive() -> None:
+    signal = Signal()
+    signal.connect(module_receiver)
+    sender = Sender()
+    signal.send(sender)
+    signal.disconnect(module_receiver)  # throws the cached plans away
+    signal.connect(module_receiver)
+    assert receivers_of(signal, sender) == [module_receiver]
+    alive = weakref.ref(sender)
+
+    del sender
+    collect()
+
+    assert alive() is None
+
+
 class Unweakrefable:
     __slots__ = ("deleted",)
 
