@@ -234,6 +234,26 @@ def test_asend_with_no_receivers_or_only_sync_ones() -> None:
     assert asyncio.run(signal.asend_robust(None, x=1)) == [(sync_receiver, "sync")]
 
 
+@pytest.mark.parametrize("method", ["send", "send_robust", "asend", "asend_robust"])
+def test_an_async_receiver_of_a_sender_gets_that_sender(method: str) -> None:
+    signal = Signal()
+    seen: list[object] = []
+
+    async def of_the_shop(sender: object, **kwargs: Any) -> str:
+        seen.append(sender)
+        return "shop"
+
+    def send(sender: object) -> Any:
+        sent = getattr(signal, method)(sender)
+        return asyncio.run(sent) if method.startswith("a") else sent
+
+    signal.connect(of_the_shop, sender="shop", weak=False)
+    assert send(None) == []
+    assert send("shop") == [(of_the_shop, "shop")]
+    assert send("other") == []
+    assert seen == ["shop"]
+
+
 # -- concurrency -----------------------------------------------------------------
 
 
@@ -303,6 +323,22 @@ def test_send_on_a_thread_running_a_loop_refuses_to_block_it_and_says_to_use_ase
 
     asyncio.run(main())
     assert done == []  # nothing was started that could be lost half-way
+
+
+@pytest.mark.parametrize("method", ["send", "send_robust"])
+def test_a_blocking_send_from_async_code_names_the_method_called(method: str) -> None:
+    signal = Signal()
+    signal.connect(async_receiver)
+
+    async def main() -> None:
+        with pytest.raises(RuntimeError) as raised:
+            getattr(signal, method)(None)
+        assert str(raised.value).startswith(
+            f"Signal.{method}() has async receivers to run, but it was called "
+            "from a thread that is running an event loop"
+        )
+
+    asyncio.run(main())
 
 
 def test_send_from_sync_code_leaves_no_event_loop_behind() -> None:

@@ -250,6 +250,22 @@ def test_connected_to_leaves_an_existing_connection_in_place() -> None:
     assert signal.send(None) == [(existing, "existing")]
 
 
+def test_connected_to_leaves_an_existing_connection_for_its_sender_or_uid() -> None:
+    signal = Signal()
+    sender = Sender()
+
+    def existing(sender: object, **kwargs: object) -> str:
+        return "existing"
+
+    signal.connect(existing, sender=sender, weak=False)
+    signal.connect(existing, dispatch_uid="uid", weak=False)
+    with connected_to(existing, signal, sender=sender):
+        pass
+    with connected_to(existing, signal, dispatch_uid="uid"):
+        pass
+    assert signal.send(sender) == [(existing, "existing"), (existing, "existing")]
+
+
 # -- capture(sender=X) hears what a receiver connected with sender=X hears ------
 
 

@@ -191,6 +191,22 @@ def test_sending_from_an_object_does_not_keep_it_alive() -> None:
     assert signal._plan_refs == {}
 
 
+def test_sending_again_after_the_connections_change_does_not_keep_it_alive() -> None:
+    signal = Signal()
+    signal.connect(module_receiver)
+    sender = Sender()
+    signal.send(sender)
+    signal.disconnect(module_receiver)  # throws the cached plans away
+    signal.connect(module_receiver)
+    assert receivers_of(signal, sender) == [module_receiver]
+    alive = weakref.ref(sender)
+
+    del sender
+    collect()
+
+    assert alive() is None
+
+
 class Unweakrefable:
     __slots__ = ("deleted",)
 
@@ -336,6 +352,23 @@ def test_a_value_sender_at_a_recycled_address_gets_its_own_receivers(
     label = recycle_id(old_id, lambda: Label("shop"))
 
     assert receivers_of(signal, label) == [module_receiver]
+
+
+def test_disconnecting_through_a_new_sender_at_a_dead_senders_address_removes_nothing(
+    recycle_id: Callable[..., object],
+) -> None:
+    signal = Signal()
+    old = Sender()
+    signal.connect(module_receiver, sender=old)
+    old_id = id(old)
+    del old
+    collect()
+
+    new = recycle_id(old_id, Sender)
+
+    # The connection died with its sender: the new object was never connected.
+    assert signal.disconnect(module_receiver, sender=new) is False
+    assert receivers_of(signal, new) == []
 
 
 def test_a_receiver_dying_while_a_plan_is_computed_leaves_no_stale_plan(
