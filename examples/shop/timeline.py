@@ -72,6 +72,8 @@ class _Timings(Observer):
         module = getattr(call.receiver, "__module__", "")
         if call.deferred is not None or not module.startswith("examples.shop."):
             return
+        if call.dispatch.mode == "durable":
+            return  # the worker thread's, whenever it runs: not the request's
         if module == __name__:
             return  # the timeline's own tracer
         after = " after commit" if call.dispatch.mode == "on_commit" else ""

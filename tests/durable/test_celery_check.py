@@ -19,6 +19,7 @@ from celery import Celery
 
 from tocsin.apps import apps
 from tocsin.cli import main
+from tocsin.durable import option
 from tocsin.integrations.celery import bind, check_configuration
 
 REDIS = "redis://127.0.0.1:1/0"  # never connected to: the checks read settings
@@ -111,12 +112,26 @@ def test_an_app_without_the_task_is_refused() -> None:
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A directory on ``sys.path`` for a ``checked_proj`` module, forgotten after,
-    with the default app registry (which ``tocsin check`` populates) restored."""
+    with the default app registry (which ``tocsin check`` populates) restored.
+
+    ``tocsin check`` also reports every durable receiver connected in the
+    process: only the test app's are kept meanwhile, not those another test
+    (a doctest's, in ``__main__``) left connected.
+    """
     monkeypatch.syspath_prepend(str(tmp_path))
     restore_default_registry = apps._isolate()
+    connected = dict(option._bindings)
+    option._bindings.clear()
+    option._bindings.update(
+        (name, found)
+        for name, found in connected.items()
+        if found.receiver.__module__ == _app.__name__
+    )
     try:
         yield tmp_path / "checked_proj.py"
     finally:
+        option._bindings.clear()
+        option._bindings.update(connected)
         restore_default_registry()
         sys.modules.pop("checked_proj", None)
 
