@@ -59,9 +59,22 @@ order_placed = Signal(name="order_placed", doc="sender: a str; order_id: an int.
 CRASH = os.environ.get("DURABLE_CRASH", "")
 DELAY = float(os.environ.get("DURABLE_DELAY", "0"))
 STALL = os.environ.get("DURABLE_STALL", "")
+BUSY = os.environ.get("DURABLE_BUSY", "")
 
 #: In-process tests put a function here; receivers call it with their event.
 hook: Callable[..., Any] | None = None
+
+
+def _dawdle(seconds: float) -> None:
+    # With DURABLE_BUSY, a file named for this process exists while it
+    # dawdles: a chaos test kills such a process, certain to interrupt a
+    # delivery. A killed process leaves its file; its pid is no child any more.
+    marker = Path(BUSY) / str(os.getpid()) if BUSY else None
+    if marker is not None:
+        marker.touch()
+    time.sleep(seconds)
+    if marker is not None:
+        marker.unlink(missing_ok=True)
 
 
 def _stall(marker: Path) -> None:
@@ -85,7 +98,7 @@ def record_item(
     **kwargs: Any,
 ) -> None:
     if DELAY:
-        time.sleep(DELAY)
+        _dawdle(DELAY)
     if STALL and event.attempt == 1:
         _stall(Path(STALL) / event.id)
     name = "gone" if instance is None else instance.name
