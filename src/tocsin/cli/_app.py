@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import sys
 from collections.abc import Iterator
@@ -15,8 +16,10 @@ from . import CommandError
 __all__ = [
     "add_app_arguments",
     "add_app_option",
+    "add_loglevel_option",
     "add_queues_option",
     "load_app",
+    "log_to_stderr",
     "opened_outbox",
     "queues_of",
 ]
@@ -46,6 +49,24 @@ def add_queues_option(parser: argparse.ArgumentParser, what: str) -> None:
         "-Q",
         "--queues",
         help=f"comma-separated outbox queues to {what} (default: every queue)",
+    )
+
+
+def add_loglevel_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-l",
+        "--loglevel",
+        default="info",
+        choices=["debug", "info", "warning", "error", "critical"],
+        help="log level (default info)",
+    )
+
+
+def log_to_stderr(args: argparse.Namespace) -> None:
+    """Log at ``--loglevel`` to standard error, one timestamped line a record."""
+    logging.basicConfig(
+        level=args.loglevel.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
 
 

@@ -9,14 +9,20 @@ SIGTERM or Ctrl-C stops it after the current pass.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import signal
 import sys
 import threading
 from typing import Any
 
-from ._app import add_app_arguments, add_queues_option, opened_outbox, queues_of
+from ._app import (
+    add_app_arguments,
+    add_loglevel_option,
+    add_queues_option,
+    log_to_stderr,
+    opened_outbox,
+    queues_of,
+)
 
 NAME = "relay"
 HELP = "publish the events of durable receivers to Celery"
@@ -37,13 +43,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="events published per transaction (default 100)",
     )
     add_queues_option(parser, "publish")
-    parser.add_argument(
-        "-l",
-        "--loglevel",
-        default="info",
-        choices=["debug", "info", "warning", "error", "critical"],
-        help="log level (default info)",
-    )
+    add_loglevel_option(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -69,10 +69,7 @@ def run(args: argparse.Namespace) -> int:
         def on_signal(number: int, frame: Any) -> None:
             stop.set()
 
-        logging.basicConfig(
-            level=args.loglevel.upper(),
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        )
+        log_to_stderr(args)
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
         print(

@@ -8,14 +8,20 @@ over).
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import signal
 import sys
 import threading
 from typing import Any
 
-from ._app import add_app_arguments, add_queues_option, opened_outbox, queues_of
+from ._app import (
+    add_app_arguments,
+    add_loglevel_option,
+    add_queues_option,
+    log_to_stderr,
+    opened_outbox,
+    queues_of,
+)
 
 NAME = "worker"
 HELP = "deliver the events of durable receivers"
@@ -31,13 +37,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="events delivered at the same time (threads; default 1)",
     )
     add_queues_option(parser, "serve")
-    parser.add_argument(
-        "-l",
-        "--loglevel",
-        default="info",
-        choices=["debug", "info", "warning", "error", "critical"],
-        help="log level (default info)",
-    )
+    add_loglevel_option(parser)
     parser.add_argument(
         "--lease",
         type=float,
@@ -88,10 +88,7 @@ def run(args: argparse.Namespace) -> int:
             )
             stop.set()
 
-        logging.basicConfig(
-            level=args.loglevel.upper(),
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        )
+        log_to_stderr(args)
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
         where = outbox.require_engine().url.render_as_string(hide_password=True)
