@@ -18,7 +18,6 @@ import collections
 import os
 import random
 import signal
-import threading
 import time
 from pathlib import Path
 
@@ -34,6 +33,7 @@ from _celery_processes import (
     stop_gracefully,
     wait_until,
 )
+from _transactions import Transactions
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
@@ -79,37 +79,17 @@ def test_no_committed_event_is_lost_or_applied_twice_when_celery_workers_die_and
         DURABLE_DELAY=str(DELAY),
         DURABLE_BUSY=str(tmp_path),
     )
-    committed: list[str] = []
-    rolled_back: list[str] = []
     workers = [start_celery_worker(env) for _ in range(2)]
     started = [time.monotonic()] * 2
     relay = start_relay(env)
     worker_kills = child_kills = tick = 0
     relay_killed = flushed = False
-    producing = threading.Event()
-    producing.set()
-
-    def produce() -> None:
-        try:
-            for n in range(transactions):
-                name = f"t{n}"
-                with Session(engine) as session:
-                    session.add(_app.Item(name=name))
-                    session.flush()  # the outbox row is written here
-                    if n % ROLLED_BACK_EVERY == 0:
-                        session.rollback()
-                        rolled_back.append(name)
-                    else:
-                        session.commit()
-                        committed.append(name)
-                time.sleep(PAUSE)
-        finally:
-            producing.clear()
-
-    producer = threading.Thread(target=produce)
+    producer = Transactions(
+        engine, transactions, rolled_back_every=ROLLED_BACK_EVERY, pause=PAUSE
+    )
     producer.start()
     try:
-        while producing.is_set() or worker_kills < 2 or child_kills < 3:
+        while producer.producing.is_set() or worker_kills < 2 or child_kills < 3:
             time.sleep(random.uniform(1, 2))
             victim = started.index(min(started))
             tick += 1
@@ -156,11 +136,11 @@ def test_no_committed_event_is_lost_or_applied_twice_when_celery_workers_die_and
     assert worker_kills >= 2
     assert child_kills >= 3
     assert flushed
-    assert len(committed) == transactions - transactions // ROLLED_BACK_EVERY
-    assert set(handled) == set(committed)  # none lost, none from a rollback
+    assert len(producer.committed) == transactions - transactions // ROLLED_BACK_EVERY
+    assert set(handled) == set(producer.committed)  # none lost, none from a rollback
     assert set(handled.values()) == {1}  # one database effect per event
-    assert events == len(committed)
+    assert events == len(producer.committed)
     assert attempts > events, "no kill interrupted a delivery: the run proved nothing"
     final = status(_app.outbox)
     assert (final.pending, final.retrying, final.running, final.dead) == (0, 0, 0, 0)
-    assert final.done == len(committed)
+    assert final.done == len(producer.committed)

@@ -12,11 +12,11 @@ from __future__ import annotations
 import collections
 import random
 import subprocess
-import threading
 import time
 
 import _app
 from _processes import start_worker
+from _transactions import Transactions
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
@@ -40,36 +40,16 @@ def test_no_committed_event_is_lost_or_applied_twice_while_workers_are_killed(
     engine: Engine, database_url: str
 ) -> None:
     random.seed(9)
-    committed: list[str] = []
-    rolled_back: list[str] = []
     # Receivers take 20 ms and transactions commit about as fast as two workers
     # deliver them, so the workers are busy when they are killed.
     workers = [start_worker(database_url, delay=DELAY) for _ in range(2)]
     kills = 0
-    producing = threading.Event()
-    producing.set()
-
-    def produce() -> None:
-        try:
-            for n in range(TRANSACTIONS):
-                name = f"t{n}"
-                with Session(engine) as session:
-                    session.add(_app.Item(name=name))
-                    session.flush()  # the outbox row is written here
-                    if n % ROLLED_BACK_EVERY == 0:
-                        session.rollback()
-                        rolled_back.append(name)
-                    else:
-                        session.commit()
-                        committed.append(name)
-                time.sleep(0.005)
-        finally:
-            producing.clear()
-
-    producer = threading.Thread(target=produce)
+    producer = Transactions(
+        engine, TRANSACTIONS, rolled_back_every=ROLLED_BACK_EVERY, pause=0.005
+    )
     producer.start()
     try:
-        while producing.is_set() or kills < 4:
+        while producer.producing.is_set() or kills < 4:
             time.sleep(random.uniform(1, 2))
             # Kill while an event is in hand (a loaded machine may leave the
             # workers idle at a random moment): then both, since the row does
@@ -107,11 +87,11 @@ def test_no_committed_event_is_lost_or_applied_twice_while_workers_are_killed(
         events, attempts = session.execute(
             select(func.count(), func.sum(table.c.attempts))
         ).one()
-    assert len(committed) == TRANSACTIONS - TRANSACTIONS // ROLLED_BACK_EVERY
-    assert set(handled) == set(committed)  # none lost, none from a rollback
+    assert len(producer.committed) == TRANSACTIONS - TRANSACTIONS // ROLLED_BACK_EVERY
+    assert set(handled) == set(producer.committed)  # none lost, none from a rollback
     assert set(handled.values()) == {1}  # one database effect per event
-    assert events == len(committed)
+    assert events == len(producer.committed)
     assert attempts > events, "no kill interrupted a delivery: the run proved nothing"
     final = status(_app.outbox)
     assert (final.pending, final.retrying, final.running, final.dead) == (0, 0, 0, 0)
-    assert final.done == len(committed)
+    assert final.done == len(producer.committed)
