@@ -633,3 +633,16 @@ def test_a_deferred_run_awaited_by_an_async_receiver_leaves_it_the_parent(
     (run,) = [d for d in recorder.dispatches() if d.mode == "scripted"]
     assert run.parent is by_signal["outer"].calls[0]
     assert by_signal["after"].parent is by_signal["outer"].calls[0]
+
+
+def test_a_receiver_without_a_module_name_is_still_deferred(
+    recorder: Recorder, scripted: Scripted
+) -> None:
+    """A method of a C type has no ``__module__``; its stand-in names this hook's."""
+    signal = Signal(name="s")
+    signal.connect(dict.update, weak=False, scripted=True)
+    assert signal.send("shop") == [(dict.update, None)]
+    (stand_in,) = scripted.queue
+    assert stand_in.__module__ == "tocsin._observe"
+    assert stand_in.__name__ == "update"
+    assert recorder.dispatches()[0].calls[0].deferred == "scripted"
