@@ -295,9 +295,8 @@ def observe(observer: Observer) -> Callable[[], None]:
             f"{observer!r} is not an observer: it has no {', '.join(missing)} "
             "method. Subclass tocsin.Observer and override the callbacks you need."
         )
-    entry = (observer,)  # a token of its own, so that undo removes this one
     with _lock:
-        _publish(_observers + entry)
+        _publish((*_observers, observer))
     undone = False
 
     def undo() -> None:
@@ -352,11 +351,12 @@ class _Hooks:
     def __init__(self, observers: tuple[Observer, ...]) -> None:
         for name in _CALLBACKS:
             noop = getattr(Observer, name)
+            # A method bound from Observer's no-op is left out; an override, or
+            # a function set on the instance (no __func__), is kept.
             methods = tuple(
-                getattr(observer, name)
-                for observer in observers
-                if getattr(type(observer), name, None) is not noop
-                or name in getattr(observer, "__dict__", ())
+                method
+                for method in (getattr(observer, name) for observer in observers)
+                if getattr(method, "__func__", None) is not noop
             )
             setattr(self, name, methods)
 
@@ -377,9 +377,10 @@ def _publish(new: tuple[Observer, ...]) -> None:
         setter(new)
 
 
-def _notify(
-    methods: tuple[Callable[[Any], object], ...], record: object, callback: str
-) -> None:
+def _notify(hooks: _Hooks, callback: str, record: object) -> None:
+    """Call ``callback`` of each observer in ``hooks`` with ``record``; log what
+    an observer raises (the name picks the methods and names them in the log)."""
+    methods: tuple[Callable[[Any], object], ...] = getattr(hooks, callback)
     for method in methods:
         try:
             method(record)
@@ -402,7 +403,7 @@ def send(signal: Signal, sender: Any, named: dict[str, Any], robust: bool) -> Re
     """``Signal.send`` or ``send_robust`` while observed."""
     observers = _hooks
     dispatch = Dispatch(signal, sender, named, "send_robust" if robust else "send")
-    _notify(observers.send_started, dispatch, "send_started")
+    _notify(observers, "send_started", dispatch)
     try:
         plan = signal._plan(sender) if signal._by_sender else ()
         if not plan:
@@ -419,7 +420,7 @@ def send(signal: Signal, sender: Any, named: dict[str, Any], robust: bool) -> Re
         raise
     finally:
         dispatch._end_ns = _clock()
-        _notify(observers.send_finished, dispatch, "send_finished")
+        _notify(observers, "send_finished", dispatch)
 
 
 async def asend(
@@ -428,7 +429,7 @@ async def asend(
     """``Signal.asend`` or ``asend_robust`` while observed."""
     observers = _hooks
     dispatch = Dispatch(signal, sender, named, "asend_robust" if robust else "asend")
-    _notify(observers.send_started, dispatch, "send_started")
+    _notify(observers, "send_started", dispatch)
     try:
         plan = signal._plan(sender) if signal._by_sender else ()
         if not plan:
@@ -442,7 +443,7 @@ async def asend(
         raise
     finally:
         dispatch._end_ns = _clock()
-        _notify(observers.send_finished, dispatch, "send_finished")
+        _notify(observers, "send_finished", dispatch)
 
 
 def _start(
@@ -454,16 +455,16 @@ def _start(
 ) -> tuple[Responses, Calls]:
     """``Signal._start``, one observed receiver at a time."""
     # Every weak reference resolved before any receiver runs, as unobserved.
-    now = [record() for record in plain]
-    later = [record() for record in special]
+    now = [(record, record()) for record in plain]
+    later = [(record, record()) for record in special]
     _dispatch.check_names(dispatch._kwargs)
     responses: Responses = []
-    for record, receiver in zip(plain, now, strict=True):
+    for record, receiver in now:
         if receiver is not None:
             response = _call(observers, dispatch, record, receiver, robust)
             responses.append((receiver, response))
     calls: Calls = []
-    for record, receiver in zip(special, later, strict=True):
+    for record, receiver in later:
         if receiver is None:
             continue
         how = _options.NOW_ROBUST if robust else _options.NOW
@@ -494,7 +495,7 @@ def _call(
     token = _current.set(call)
     try:
         if observers.receiver_started:
-            _notify(observers.receiver_started, call, "receiver_started")
+            _notify(observers, "receiver_started", call)
         call._start_ns = _clock()
         try:
             call._result = response = receiver(
@@ -511,7 +512,7 @@ def _call(
         return response
     finally:
         if observers.receiver_finished:
-            _notify(observers.receiver_finished, call, "receiver_finished")
+            _notify(observers, "receiver_finished", call)
         _current.reset(token)
 
 
@@ -548,10 +549,13 @@ async def _observed(
 
     call = ReceiverCall(dispatch, record, qualname)
     task = asyncio.current_task()
+    # A deferred receiver's run can be awaited in the task of the receiver
+    # that commits: that call is current again once this one ends.
+    outer = _task_calls.get(task)
     _task_calls[task] = call
     try:
         if observers.receiver_started:
-            _notify(observers.receiver_started, call, "receiver_started")
+            _notify(observers, "receiver_started", call)
         call._start_ns = _clock()
         try:
             call._result = result = await awaitable
@@ -563,8 +567,11 @@ async def _observed(
         return result
     finally:
         if observers.receiver_finished:
-            _notify(observers.receiver_finished, call, "receiver_finished")
-        _task_calls.pop(task, None)
+            _notify(observers, "receiver_finished", call)
+        if outer is None:
+            del _task_calls[task]
+        else:
+            _task_calls[task] = outer
 
 
 async def _run_async(
@@ -572,26 +579,30 @@ async def _run_async(
 ) -> Responses:
     """``Signal._run_async``, each receiver wrapped so that it reports from its task."""
     signal = dispatch._signal
-    awaitables: list[Awaitable[Any]] = []
+    receivers = [receiver for _, receiver, _ in calls]
+    # Every receiver called before any is wrapped: if one raises (a missing
+    # argument), the coroutines made so far are closed, never left unawaited.
+    started: list[Awaitable[Any]] = []
     try:
-        for record, receiver, robust_one in calls:
-            awaitable = _observed(
-                observers,
-                dispatch,
-                record,
-                _refs.describe(receiver),
-                receiver(signal=signal, sender=dispatch._sender, **dispatch._kwargs),
+        for receiver in receivers:
+            started.append(
+                receiver(signal=signal, sender=dispatch._sender, **dispatch._kwargs)
             )
-            if robust_one and not robust:
-                awaitable = _async.caught(awaitable)
-            awaitables.append(awaitable)
     except BaseException:
-        _async.close_all(awaitables)
+        _async.close_all(started)
         raise
+    awaitables: list[Awaitable[Any]] = []
+    for index, (record, receiver, robust_one) in enumerate(calls):
+        awaitable = _observed(
+            observers, dispatch, record, _refs.describe(receiver), started[index]
+        )
+        if robust_one and not robust:
+            awaitable = _async.caught(awaitable)
+        awaitables.append(awaitable)
     results, failed = await _async.run_all(awaitables, robust)
     for index in failed:
-        signal._log_robust_failure(calls[index][1], results[index])
-    return list(zip((receiver for _, receiver, _ in calls), results, strict=True))
+        signal._log_robust_failure(receivers[index], results[index])
+    return list(zip(receivers, results, strict=True))
 
 
 # -- deferred receivers: the scheduling, then the run ------------------------------------
@@ -616,16 +627,16 @@ def _deliver(
     except BaseException as error:
         call._exception = error
         call._end_ns = _clock()
-        _notify(observers.receiver_started, call, "receiver_started")
-        _notify(observers.receiver_finished, call, "receiver_finished")
+        _notify(observers, "receiver_started", call)
+        _notify(observers, "receiver_finished", call)
         raise
     if how != _options.DEFERRED:
         dispatch._calls.remove(call)  # called now: reported as an ordinary call
         return how
     call._deferred = option
     call._end_ns = _clock()
-    _notify(observers.receiver_started, call, "receiver_started")
-    _notify(observers.receiver_finished, call, "receiver_finished")
+    _notify(observers, "receiver_started", call)
+    _notify(observers, "receiver_finished", call)
     return how
 
 
@@ -687,7 +698,7 @@ def _run_deferred(
     """Run a deferred receiver as ``dispatch``, between its callbacks."""
     if record.is_async:
         return _run_deferred_async(observers, dispatch, record, receiver)
-    _notify(observers.send_started, dispatch, "send_started")
+    _notify(observers, "send_started", dispatch)
     try:
         return _call(observers, dispatch, record, receiver, False)
     except BaseException as error:
@@ -695,7 +706,7 @@ def _run_deferred(
         raise
     finally:
         dispatch._end_ns = _clock()
-        _notify(observers.send_finished, dispatch, "send_finished")
+        _notify(observers, "send_finished", dispatch)
 
 
 async def _run_deferred_async(
@@ -704,7 +715,7 @@ async def _run_deferred_async(
     record: Record,
     receiver: Callable[..., Any],
 ) -> Any:
-    _notify(observers.send_started, dispatch, "send_started")
+    _notify(observers, "send_started", dispatch)
     try:
         awaitable = receiver(
             signal=dispatch._signal, sender=dispatch._sender, **dispatch._kwargs
@@ -717,4 +728,4 @@ async def _run_deferred_async(
         raise
     finally:
         dispatch._end_ns = _clock()
-        _notify(observers.send_finished, dispatch, "send_finished")
+        _notify(observers, "send_finished", dispatch)
