@@ -236,6 +236,24 @@ def test_a_sender_that_cannot_be_weakly_held_is_kept_until_disconnected() -> Non
     assert deleted == [True]
 
 
+def test_a_sender_that_cannot_be_weakly_held_is_kept_while_its_plan_is_cached() -> None:
+    signal = Signal()
+    signal.connect(module_receiver)
+    deleted: list[bool] = []
+    sender = Unweakrefable(deleted)
+    assert receivers_of(signal, sender) == [module_receiver]
+
+    del sender
+    collect()
+    # Held by the plan cached for its id(), so that no new object can take
+    # that id() and be sent the plan meanwhile.
+    assert deleted == []
+
+    signal.disconnect(module_receiver)  # throws the cached plans away
+    collect()
+    assert deleted == [True]
+
+
 @pytest.fixture
 def recycle_id(monkeypatch: pytest.MonkeyPatch) -> Callable[..., object]:
     """``recycle_id(target_id, factory)``: a new object whose id() is ``target_id``.
