@@ -104,8 +104,12 @@ def test_nothing_is_formatted_when_the_level_is_disabled(
 
 
 def test_level_none_without_a_threshold_is_refused() -> None:
-    with pytest.raises(ValueError, match="give slow_ms= too"):
+    with pytest.raises(ValueError, match="give slow_ms= too") as raised:
         LoggingObserver(level=None)
+    assert str(raised.value) == (
+        "LoggingObserver(level=None) logs slow calls only: give slow_ms= too, "
+        "or a level to log every call."
+    )
 
 
 def test_tocsin_adds_no_handler_to_its_loggers() -> None:

@@ -389,6 +389,32 @@ def test_disconnecting_through_a_new_sender_at_a_dead_senders_address_removes_no
     assert receivers_of(signal, new) == []
 
 
+def test_an_async_receiver_dying_while_a_plan_is_computed_is_skipped_alone() -> None:
+    """The send that computed the plan still holds the dead receiver's record:
+    it skips that one and calls the async receivers after it."""
+
+    class Doomed:
+        async def on_event(self, **kwargs: Any) -> str:
+            return "doomed"
+
+    async def after(**kwargs: Any) -> str:
+        return "after"
+
+    signal = Signal()
+    doomed = [Doomed()]
+    signal.connect(doomed[0].on_event)
+    signal.connect(after, weak=False)
+
+    def ordered_while_collecting(records: Any) -> list[Any]:
+        del signal._ordered  # once
+        doomed.clear()
+        collect()  # the receiver dies now, as if in another thread's GC
+        return Signal._ordered(records)
+
+    signal._ordered = ordered_while_collecting  # type: ignore[method-assign]
+    assert signal.send(None) == [(after, "after")]
+
+
 def test_a_receiver_dying_while_a_plan_is_computed_leaves_no_stale_plan(
     recycle_id: Callable[..., object],
 ) -> None:
