@@ -361,8 +361,32 @@ def test_priority_orders_across_sender_and_any_sender_receivers() -> None:
 
 @pytest.mark.parametrize("priority", ["1", None, True, [1]])
 def test_priority_must_be_a_number(priority: Any) -> None:
-    with pytest.raises(TypeError, match="priority must be a number"):
+    with pytest.raises(TypeError) as raised:
         Signal().connect(first, priority=priority)
+    assert str(raised.value) == (
+        f"priority must be a number (higher runs first), not {priority!r}."
+    )
+
+
+def test_float_priorities_order_receivers() -> None:
+    signal = Signal()
+    signal.connect(first, priority=0.5)
+    signal.connect(second, priority=1.5)
+    signal.connect(third, priority=-0.5)
+    assert [r for r, _ in signal.send(None)] == [second, first, third]
+
+
+def test_the_weak_local_function_warning_says_what_happens_and_the_fix() -> None:
+    def local(**kwargs: Any) -> None:
+        pass
+
+    with pytest.warns(WeakReceiverWarning) as caught:
+        Signal().connect(local)
+    assert [str(w.message) for w in caught] == [
+        f"The receiver {local.__qualname__} is a lambda or a local "
+        "function connected with a weak reference: it will be dropped silently "
+        "once nothing else refers to it. Connect it with weak=False to keep it."
+    ]
 
 
 # -- bad input -------------------------------------------------------------------
