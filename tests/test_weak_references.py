@@ -254,6 +254,21 @@ def test_a_sender_that_cannot_be_weakly_held_is_kept_while_its_plan_is_cached() 
     assert deleted == [True]
 
 
+def test_the_plan_cache_holds_a_bounded_number_of_unweakrefable_senders() -> None:
+    from tocsin._connections import _HELD_PLANS
+
+    signal = Signal()
+    signal.connect(module_receiver)
+    deleted: list[bool] = []
+    for _ in range(_HELD_PLANS):
+        signal.send(Unweakrefable(deleted))
+    collect()
+    assert deleted == []  # each held by its cached plan
+    signal.send(Unweakrefable(deleted))  # one more: the oldest is let go
+    collect()
+    assert deleted == [True]
+
+
 @pytest.fixture
 def recycle_id(monkeypatch: pytest.MonkeyPatch) -> Callable[..., object]:
     """``recycle_id(target_id, factory)``: a new object whose id() is ``target_id``.
