@@ -430,6 +430,28 @@ def test_an_async_receiver_dying_while_a_plan_is_computed_is_skipped_alone() -> 
     assert signal.send(None) == [(after, "after")]
 
 
+def test_a_sender_let_go_by_the_bounded_plan_cache_leaves_no_plan_behind(
+    recycle_id: Callable[..., object],
+) -> None:
+    from tocsin._connections import _HELD_PLANS
+
+    signal = Signal()
+    signal.connect(module_receiver, sender=Label("shop"))
+    deleted: list[bool] = []
+    oldest = Unweakrefable(deleted)
+    assert receivers_of(signal, oldest) == []
+    oldest_id = id(oldest)
+    del oldest
+    for _ in range(_HELD_PLANS):
+        signal.send(Unweakrefable(deleted))
+    collect()
+    assert deleted == [True]  # the oldest was let go, and its plan with it
+
+    label = recycle_id(oldest_id, lambda: Label("shop"))
+
+    assert receivers_of(signal, label) == [module_receiver]
+
+
 def test_a_receiver_dying_while_a_plan_is_computed_leaves_no_stale_plan(
     recycle_id: Callable[..., object],
 ) -> None:
