@@ -136,6 +136,17 @@ def test_a_send_from_a_sender_after_one_from_none_reaches_its_receivers(
     assert send(sender) == [(first, "first")]
 
 
+@pytest.mark.parametrize("sender", ["shop", Sender()], ids=["value", "object"])
+def test_a_send_from_none_after_one_from_a_sender_reaches_only_its_own(
+    sender: object,
+) -> None:
+    signal = Signal()
+    signal.connect(first, sender=sender)
+    assert signal.send(sender) == [(first, "first")]
+    assert signal.send(None) == []
+    assert signal.send(sender) == [(first, "first")]
+
+
 def test_sender_filter_hears_only_that_sender() -> None:
     signal = Signal()
     wanted, other = Sender(), Sender()
