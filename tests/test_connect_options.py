@@ -86,3 +86,16 @@ def test_an_on_commit_receiver_outside_a_transaction_runs_now_robustly(
     assert seen == [{"signal": signal, "sender": "shop", "order": 7}]
     [record] = caplog.records
     assert record.getMessage().startswith(f"Error calling {audit.__qualname__} ")
+
+
+def test_an_on_commit_receiver_outside_a_transaction_gets_what_the_send_gives() -> None:
+    signal = Signal()
+    seen: list[dict[str, Any]] = []
+
+    def audit(**kwargs: Any) -> str:
+        seen.append(kwargs)
+        return "audited"
+
+    signal.connect(audit, weak=False, on_commit=True)
+    assert signal.send("shop", order=7) == [(audit, "audited")]
+    assert seen == [{"signal": signal, "sender": "shop", "order": 7}]

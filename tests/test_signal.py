@@ -51,6 +51,14 @@ def test_receiver_gets_signal_sender_and_named_arguments(method: str) -> None:
     assert response == {"signal": signal, "sender": sender, "order": "#1", "total": 3}
 
 
+def test_a_second_send_with_the_same_names_gives_receivers_the_signal() -> None:
+    signal = Signal()
+    signal.connect(record_call)
+    signal.send("shop", order="#1")
+    [(_, response)] = signal.send("shop", order="#2")
+    assert response == {"signal": signal, "sender": "shop", "order": "#2"}
+
+
 def test_sender_can_be_passed_by_keyword() -> None:
     signal = Signal()
     signal.connect(record_call)

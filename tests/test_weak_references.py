@@ -207,6 +207,17 @@ def test_sending_again_after_the_connections_change_does_not_keep_it_alive() -> 
     assert alive() is None
 
 
+def test_a_dead_sender_leaves_no_reference_behind() -> None:
+    signal = Signal()
+    sender = Sender()
+    signal.connect(module_receiver, sender=sender)
+    del sender
+    collect()
+
+    assert signal.receivers_info() == []  # purges the dead connection
+    assert signal._sender_refs == {}
+
+
 class Unweakrefable:
     __slots__ = ("deleted",)
 
