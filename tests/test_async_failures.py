@@ -337,3 +337,53 @@ def test_wait_for_around_asend_times_out_and_cancels_its_receivers() -> None:
 
     asyncio.run(main())
     assert outcome == ["slow cancelled", "slow cleaned up"]
+
+
+@pytest.mark.parametrize("method", ["send", "asend"])
+def test_plain_and_robust_sends_with_the_same_names_keep_their_own_error_handling(
+    method: str,
+) -> None:
+    """Beside an async receiver, a failing plain receiver is answered by
+    ``*_robust`` and raised by the plain send, whichever ran first with
+    those keyword names."""
+
+    def maybe_fails(fail: bool, **kwargs: Any) -> str:
+        if fail:
+            raise ValueError("plain receiver failed")
+        return "ok"
+
+    async def answers(**kwargs: Any) -> str:
+        return "async"
+
+    signal = connected(maybe_fails, answers)
+
+    def send(robust: bool, fail: bool) -> Any:
+        name = method + ("_robust" if robust else "")
+        sent = getattr(signal, name)(None, fail=fail)
+        return asyncio.run(sent) if method == "asend" else sent
+
+    assert send(False, fail=False) == [(maybe_fails, "ok"), (answers, "async")]
+    [(_, error), (_, response)] = send(True, fail=True)
+    assert isinstance(error, ValueError)
+    assert response == "async"
+    with pytest.raises(ValueError, match="plain receiver failed"):
+        send(False, fail=True)
+
+
+def test_an_async_receiver_that_fails_when_called_raises_its_own_error() -> None:
+    """A receiver marked async whose call raises before it returns an
+    awaitable: the send raises that error, and closes the coroutines of the
+    receivers already called, which never run."""
+    from asgiref.sync import markcoroutinefunction
+
+    outcome: list[str] = []
+
+    def refuses(**kwargs: Any) -> Any:
+        raise ValueError("refused before awaiting")
+
+    signal = connected(waiter(outcome, "first"), markcoroutinefunction(refuses))
+
+    with pytest.raises(ValueError, match="refused before awaiting"):
+        signal.send(None)
+    collect_garbage()
+    assert outcome == []

@@ -59,3 +59,43 @@ def test_receiver_without_a_priority_runs_in_registration_order() -> None:
     signal.send(None)
     assert calls == ["connected first", "decorated second"]
     assert signal.receivers_info()[1].priority == 0
+
+
+@pytest.mark.parametrize(
+    ("value", "method"), [("robust", "send"), (True, "send_robust")]
+)
+def test_an_on_commit_receiver_outside_a_transaction_runs_now_robustly(
+    value: Any, method: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With no unit of work it runs at once, with what the send gives; robust
+    (by its option or by the send), its exception is its response and is
+    logged with its name."""
+    signal = Signal()
+    seen: list[dict[str, Any]] = []
+
+    def audit(**kwargs: Any) -> None:
+        seen.append(kwargs)
+        raise ValueError("audit failed")
+
+    signal.connect(audit, weak=False, on_commit=value)
+    with caplog.at_level("ERROR", "tocsin"):
+        [(receiver, response)] = getattr(signal, method)("shop", order=7)
+
+    assert receiver is audit
+    assert isinstance(response, ValueError)
+    assert seen == [{"signal": signal, "sender": "shop", "order": 7}]
+    [record] = caplog.records
+    assert record.getMessage().startswith(f"Error calling {audit.__qualname__} ")
+
+
+def test_an_on_commit_receiver_outside_a_transaction_gets_what_the_send_gives() -> None:
+    signal = Signal()
+    seen: list[dict[str, Any]] = []
+
+    def audit(**kwargs: Any) -> str:
+        seen.append(kwargs)
+        return "audited"
+
+    signal.connect(audit, weak=False, on_commit=True)
+    assert signal.send("shop", order=7) == [(audit, "audited")]
+    assert seen == [{"signal": signal, "sender": "shop", "order": 7}]

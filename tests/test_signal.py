@@ -51,6 +51,14 @@ def test_receiver_gets_signal_sender_and_named_arguments(method: str) -> None:
     assert response == {"signal": signal, "sender": sender, "order": "#1", "total": 3}
 
 
+def test_a_second_send_with_the_same_names_gives_receivers_the_signal() -> None:
+    signal = Signal()
+    signal.connect(record_call)
+    signal.send("shop", order="#1")
+    [(_, response)] = signal.send("shop", order="#2")
+    assert response == {"signal": signal, "sender": "shop", "order": "#2"}
+
+
 def test_sender_can_be_passed_by_keyword() -> None:
     signal = Signal()
     signal.connect(record_call)
@@ -134,6 +142,17 @@ def test_a_send_from_a_sender_after_one_from_none_reaches_its_receivers(
 
     assert send(None) == []
     assert send(sender) == [(first, "first")]
+
+
+@pytest.mark.parametrize("sender", ["shop", Sender()], ids=["value", "object"])
+def test_a_send_from_none_after_one_from_a_sender_reaches_only_its_own(
+    sender: object,
+) -> None:
+    signal = Signal()
+    signal.connect(first, sender=sender)
+    assert signal.send(sender) == [(first, "first")]
+    assert signal.send(None) == []
+    assert signal.send(sender) == [(first, "first")]
 
 
 def test_sender_filter_hears_only_that_sender() -> None:
@@ -361,8 +380,32 @@ def test_priority_orders_across_sender_and_any_sender_receivers() -> None:
 
 @pytest.mark.parametrize("priority", ["1", None, True, [1]])
 def test_priority_must_be_a_number(priority: Any) -> None:
-    with pytest.raises(TypeError, match="priority must be a number"):
+    with pytest.raises(TypeError) as raised:
         Signal().connect(first, priority=priority)
+    assert str(raised.value) == (
+        f"priority must be a number (higher runs first), not {priority!r}."
+    )
+
+
+def test_float_priorities_order_receivers() -> None:
+    signal = Signal()
+    signal.connect(first, priority=0.5)
+    signal.connect(second, priority=1.5)
+    signal.connect(third, priority=-0.5)
+    assert [r for r, _ in signal.send(None)] == [second, first, third]
+
+
+def test_the_weak_local_function_warning_says_what_happens_and_the_fix() -> None:
+    def local(**kwargs: Any) -> None:
+        pass
+
+    with pytest.warns(WeakReceiverWarning) as caught:
+        Signal().connect(local)
+    assert [str(w.message) for w in caught] == [
+        f"The receiver {local.__qualname__} is a lambda or a local "
+        "function connected with a weak reference: it will be dropped silently "
+        "once nothing else refers to it. Connect it with weak=False to keep it."
+    ]
 
 
 # -- bad input -------------------------------------------------------------------

@@ -207,6 +207,17 @@ def test_sending_again_after_the_connections_change_does_not_keep_it_alive() -> 
     assert alive() is None
 
 
+def test_a_dead_sender_leaves_no_reference_behind() -> None:
+    signal = Signal()
+    sender = Sender()
+    signal.connect(module_receiver, sender=sender)
+    del sender
+    collect()
+
+    assert signal.receivers_info() == []  # purges the dead connection
+    assert signal._sender_refs == {}
+
+
 class Unweakrefable:
     __slots__ = ("deleted",)
 
@@ -232,6 +243,39 @@ def test_a_sender_that_cannot_be_weakly_held_is_kept_until_disconnected() -> Non
 
     assert signal.disconnect(module_receiver, sender=info.sender) is True
     del info
+    collect()
+    assert deleted == [True]
+
+
+def test_a_sender_that_cannot_be_weakly_held_is_kept_while_its_plan_is_cached() -> None:
+    signal = Signal()
+    signal.connect(module_receiver)
+    deleted: list[bool] = []
+    sender = Unweakrefable(deleted)
+    assert receivers_of(signal, sender) == [module_receiver]
+
+    del sender
+    collect()
+    # Held by the plan cached for its id(), so that no new object can take
+    # that id() and be sent the plan meanwhile.
+    assert deleted == []
+
+    signal.disconnect(module_receiver)  # throws the cached plans away
+    collect()
+    assert deleted == [True]
+
+
+def test_the_plan_cache_holds_a_bounded_number_of_unweakrefable_senders() -> None:
+    from tocsin._connections import _HELD_PLANS
+
+    signal = Signal()
+    signal.connect(module_receiver)
+    deleted: list[bool] = []
+    for _ in range(_HELD_PLANS):
+        signal.send(Unweakrefable(deleted))
+    collect()
+    assert deleted == []  # each held by its cached plan
+    signal.send(Unweakrefable(deleted))  # one more: the oldest is let go
     collect()
     assert deleted == [True]
 
@@ -369,6 +413,54 @@ def test_disconnecting_through_a_new_sender_at_a_dead_senders_address_removes_no
     # The connection died with its sender: the new object was never connected.
     assert signal.disconnect(module_receiver, sender=new) is False
     assert receivers_of(signal, new) == []
+
+
+def test_an_async_receiver_dying_while_a_plan_is_computed_is_skipped_alone() -> None:
+    """The send that computed the plan still holds the dead receiver's record:
+    it skips that one and calls the async receivers after it."""
+
+    class Doomed:
+        async def on_event(self, **kwargs: Any) -> str:
+            return "doomed"
+
+    async def after(**kwargs: Any) -> str:
+        return "after"
+
+    signal = Signal()
+    doomed = [Doomed()]
+    signal.connect(doomed[0].on_event)
+    signal.connect(after, weak=False)
+
+    def ordered_while_collecting(records: Any) -> list[Any]:
+        del signal._ordered  # once
+        doomed.clear()
+        collect()  # the receiver dies now, as if in another thread's GC
+        return Signal._ordered(records)
+
+    signal._ordered = ordered_while_collecting  # type: ignore[method-assign]
+    assert signal.send(None) == [(after, "after")]
+
+
+def test_a_sender_let_go_by_the_bounded_plan_cache_leaves_no_plan_behind(
+    recycle_id: Callable[..., object],
+) -> None:
+    from tocsin._connections import _HELD_PLANS
+
+    signal = Signal()
+    signal.connect(module_receiver, sender=Label("shop"))
+    deleted: list[bool] = []
+    oldest = Unweakrefable(deleted)
+    assert receivers_of(signal, oldest) == []
+    oldest_id = id(oldest)
+    del oldest
+    for _ in range(_HELD_PLANS):
+        signal.send(Unweakrefable(deleted))
+    collect()
+    assert deleted == [True]  # the oldest was let go, and its plan with it
+
+    label = recycle_id(oldest_id, lambda: Label("shop"))
+
+    assert receivers_of(signal, label) == [module_receiver]
 
 
 def test_a_receiver_dying_while_a_plan_is_computed_leaves_no_stale_plan(
