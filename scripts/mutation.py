@@ -42,12 +42,36 @@ CORE_EXCLUDED = {
     "tests/test_django_yardstick.py",
 }
 
+# The send path's modules, with only the test files that send: all of
+# CORE_TESTS takes over a minute per surviving mutant (packaging builds wheels,
+# the memory and thread tests run for seconds), which made a run of these
+# modules take hours.
+SEND_TESTS = [
+    "tests/test_async*.py",
+    "tests/test_loop_never_blocked.py",
+    "tests/test_receivers_alive_when_sent.py",
+    "tests/test_receiver_kinds.py",
+    "tests/test_signal.py",
+    "tests/test_send_keywords.py",
+    "tests/test_dispatch_names.py",
+    "tests/test_stateful.py",
+    "tests/test_transaction.py",
+    "tests/test_connect_options.py",
+]
+
 # Which test files exercise which module (globs, relative to the root). Keep it
 # up to date when a test file for a module is added under another name.
 TESTS: dict[str, list[str]] = {
     "src/tocsin/_signal.py": CORE_TESTS,
-    "src/tocsin/_dispatch.py": CORE_TESTS,
-    "src/tocsin/_async.py": CORE_TESTS,
+    "src/tocsin/_dispatch.py": SEND_TESTS,
+    # And the two users of _async outside the core: the ASGI middleware starts
+    # its request_finished task with it, SQLAlchemy's AsyncSession registers a
+    # bridge to await receivers on the session's loop.
+    "src/tocsin/_async.py": [
+        *SEND_TESTS,
+        "tests/integrations/test_asgi_receiver_tasks.py",
+        "tests/integrations/test_sqlalchemy_async.py",
+    ],
     "src/tocsin/_refs.py": CORE_TESTS,
     "src/tocsin/_options.py": CORE_TESTS,
     "src/tocsin/_receiver.py": CORE_TESTS,
@@ -76,6 +100,12 @@ TESTS: dict[str, list[str]] = {
     "src/tocsin/integrations/sqlalchemy": ["tests/integrations/test_sqlalchemy_*.py"],
     "src/tocsin/apps": ["tests/apps/test_*.py"],
 }
+
+# The modules whose mutants can hang a test (an async send that loses a
+# wake-up or a cancellation waits forever): their runs load
+# scripts/pytest_test_timeout.py, which fails such a test after 30 s, instead
+# of waiting for mutmut's timeout of 15 times the mutant's usual test time.
+HANGING = {"src/tocsin/_async.py", "src/tocsin/_dispatch.py", "src/tocsin/_refs.py"}
 
 # The tests that cannot see the mutants, or need not: the PostgreSQL variants
 # start a server per mutant, and outside the SQLAlchemy integration they test
@@ -124,7 +154,8 @@ def prepare(module: str, scratch: Path, tests: list[str]) -> None:
     """A copy of the tree in ``scratch`` with mutmut's settings for ``module``."""
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
-    for name in ["src", "tests", "docs", "pyproject.toml", "README.md"]:
+    # benchmarks: tests/conftest.py imports its throwaway PostgreSQL.
+    for name in ["src", "tests", "docs", "benchmarks", "pyproject.toml", "README.md"]:
         source = ROOT / name
         if source.is_dir():
             shutil.copytree(
@@ -132,6 +163,8 @@ def prepare(module: str, scratch: Path, tests: list[str]) -> None:
             )
         else:
             shutil.copy2(source, scratch / name)
+    if module in HANGING:
+        shutil.copy2(ROOT / "scripts" / "pytest_test_timeout.py", scratch / "tests")
     only = f"{module}/*" if (ROOT / module).is_dir() else module
     lines = [
         "[mutmut]",
@@ -144,6 +177,7 @@ def prepare(module: str, scratch: Path, tests: list[str]) -> None:
         # mutmut runs the tests inside mutants/: what they read must be there.
         "also_copy =",
         "    docs",
+        "    benchmarks",
         "    README.md",
         "pytest_add_cli_args_test_selection =",
         *(f"    {t}" for t in tests),
@@ -152,6 +186,7 @@ def prepare(module: str, scratch: Path, tests: list[str]) -> None:
         "    -p",
         "    no:randomly",
         "    -q",
+        *(["    -p", "    pytest_test_timeout"] if module in HANGING else []),
         *([] if "sqlalchemy" in module else ["    -k", f"    {DESELECTED}"]),
     ]
     (scratch / "setup.cfg").write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -317,6 +317,37 @@ def test_send_from_sync_code_leaves_no_event_loop_behind() -> None:
     assert threading.active_count() == before
 
 
+def test_a_background_task_left_by_a_receiver_is_cancelled_and_cleaned_up_by_send() -> (
+    None
+):
+    # send() runs the async receivers on a loop of its own, which it closes
+    # before it returns: a task a receiver started and left running is
+    # cancelled, and its cleanup has run when send() returns.
+    events: list[str] = []
+
+    async def forever() -> None:
+        try:
+            events.append("started")
+            await asyncio.sleep(3600)
+        finally:
+            events.append("cleaned up")
+
+    async def starts_a_task(**kwargs: Any) -> str:
+        kwargs["tasks"].append(asyncio.create_task(forever()))
+        await asyncio.sleep(0)
+        return "returned"
+
+    signal = Signal()
+    signal.connect(starts_a_task, weak=False)
+    tasks: list[asyncio.Task[None]] = []
+
+    [(_, response)] = signal.send(None, tasks=tasks)
+
+    assert response == "returned"
+    assert events == ["started", "cleaned up"]
+    assert tasks[0].cancelled()
+
+
 # -- contexts ------------------------------------------------------------------------
 
 

@@ -13,10 +13,12 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from asgiref.sync import markcoroutinefunction
 
 from support import collect_garbage, deliver, run_then_cancel
 from tocsin import Signal
@@ -337,3 +339,46 @@ def test_wait_for_around_asend_times_out_and_cancels_its_receivers() -> None:
 
     asyncio.run(main())
     assert outcome == ["slow cancelled", "slow cleaned up"]
+
+
+class Pending:
+    """An awaitable that is not a coroutine (no ``close()``), as a future is."""
+
+    def __init__(self, ran: list[str]) -> None:
+        self.ran = ran
+
+    def __await__(self) -> Any:
+        self.ran.append("pending")
+        yield from asyncio.sleep(0).__await__()
+
+
+@pytest.mark.parametrize("earlier_returns", ["a coroutine", "another awaitable"])
+@pytest.mark.parametrize("mode", ["send", "asend"])
+def test_a_receiver_that_cannot_be_called_closes_the_earlier_ones_unrun(
+    mode: str, earlier_returns: str
+) -> None:
+    # Calling an async receiver with arguments it does not take raises before
+    # any receiver runs: the coroutines already made for the earlier ones are
+    # closed (not left to warn "never awaited"), and the error is the call's.
+    ran: list[str] = []
+
+    async def earlier(**kwargs: Any) -> None:
+        ran.append("earlier")
+
+    @markcoroutinefunction
+    def earlier_pending(**kwargs: Any) -> Pending:
+        return Pending(ran)
+
+    async def needs_a_value(*, sender: Any, value: int, **kwargs: Any) -> None:
+        ran.append("needs a value")
+
+    first = earlier if earlier_returns == "a coroutine" else earlier_pending
+    signal = connected(first, needs_a_value)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(TypeError, match="value"):
+            deliver(mode, signal)
+        collect_garbage()
+
+    assert ran == []
+    assert [str(w.message) for w in caught] == []
