@@ -72,7 +72,13 @@ TESTS: dict[str, list[str]] = {
         "tests/integrations/test_asgi_receiver_tasks.py",
         "tests/integrations/test_sqlalchemy_async.py",
     ],
-    "src/tocsin/_refs.py": CORE_TESTS,
+    "src/tocsin/_refs.py": [
+        *SEND_TESTS,
+        "tests/test_weak_references.py",
+        "tests/test_receiver.py",
+        "tests/test_concurrent_connections.py",
+        "tests/test_threads.py",
+    ],
     "src/tocsin/_options.py": CORE_TESTS,
     "src/tocsin/_receiver.py": CORE_TESTS,
     "src/tocsin/transaction.py": [

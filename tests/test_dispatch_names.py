@@ -140,6 +140,20 @@ def test_a_send_with_more_or_fewer_names_than_the_last_one_gets_its_own(
         assert received(signal, mode, **named) == [named, named]
 
 
+@pytest.mark.parametrize("mode", ["send", "send_robust"])
+@pytest.mark.parametrize("unusual", [{"a-b": 1}, {"class": 1}, {"caf\u00e9": 1}])
+def test_the_reserved_name_is_refused_after_a_send_with_unusual_names(
+    mode: str, unusual: dict[str, Any]
+) -> None:
+    # Unusual names take a loop that accepts any names; the next send must
+    # still be checked, and get the clear error rather than Python's own.
+    signal = recording_signal()
+    received(signal, mode, **unusual)
+
+    with pytest.raises(TypeError, match="'signal', which is reserved"):
+        getattr(signal, mode)(None, signal="other")
+
+
 # -- any names at all ---------------------------------------------------------------------
 
 LOOP_NAMES = [
@@ -191,11 +205,15 @@ def fails(**kwargs):
 signal = Signal()
 signal.connect(fails)
 try:
-    signal.send(None, order=1)
+    signal.send(None, order=1, step=2)
 except ValueError:
     print(traceback.format_exc())
-[(_, error)] = signal.send_robust(None, order=1)
+[(_, error)] = signal.send_robust(None, order=1, step=2)
 print("".join(traceback.format_exception(error)))
+try:
+    signal.send(None)
+except ValueError:
+    print(traceback.format_exc())
 """
 
 
@@ -210,9 +228,14 @@ def test_a_traceback_through_a_compiled_loop_shows_the_loops_source_lines() -> N
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    plain, robust = result.stdout.split("Traceback")[1:]
-    for shown in (plain, robust):
-        assert "<tocsin " in shown  # the frame of the compiled loop
-        assert "_tocsin_receiver(signal=signal, sender=sender, order=order)" in shown
+    plain, robust, no_names = result.stdout.split("Traceback")[1:]
+    # The frame of the compiled loop says which loop it is, and shows its line.
+    for shown, loop, names in [
+        (plain, "<tocsin dispatch of order, step>", "order=order, step=step"),
+        (robust, "<tocsin robust dispatch of order, step>", "order=order, step=step"),
+        (no_names, "<tocsin dispatch of no names>", ""),
+    ]:
+        assert f'File "{loop}", line ' in shown
+        assert f"_tocsin_receiver(signal=signal, sender=sender, {names})" in shown
         assert ", in fails\n" in shown
         assert shown.rstrip().endswith("ValueError: receiver failed")
