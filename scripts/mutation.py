@@ -109,7 +109,7 @@ TESTS: dict[str, list[str]] = {
 
 # The modules whose mutants can hang a test (an async send that loses a
 # wake-up or a cancellation waits forever): their runs load
-# scripts/pytest_test_timeout.py, which fails such a test after 30 s, instead
+# scripts/pytest_test_timeout.py, which fails such a test after 15 s, instead
 # of waiting for mutmut's timeout of 15 times the mutant's usual test time.
 HANGING = {"src/tocsin/_async.py", "src/tocsin/_dispatch.py", "src/tocsin/_refs.py"}
 

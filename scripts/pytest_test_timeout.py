@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 # Far above any test's time on a loaded machine (the slowest take a few seconds).
-LIMIT = 30
+LIMIT = 15
 
 
 def _expire(signum: int, frame: Any) -> None:

@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import builtins
 import keyword
+import linecache
 import subprocess
 import sys
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from support import deliver
-from tocsin import Signal
+from tocsin import Signal, _dispatch
 
 MODES = ["send", "send_robust", "asend", "asend_robust"]
 
@@ -215,6 +217,59 @@ try:
 except ValueError:
     print(traceback.format_exc())
 """
+
+
+@pytest.mark.parametrize("method", ["send", "send_robust"])
+def test_a_new_set_of_names_gets_a_loop_that_raises_or_catches_as_its_send_asks(
+    method: str,
+) -> None:
+    # Names that no other test sends, so that this send compiles their loop.
+    names = {f"first_{method}": 1, f"second_{method}": 2}
+
+    def fails(**kwargs: Any) -> None:
+        raise ValueError("receiver failed")
+
+    signal = Signal()
+    signal.connect(fails, weak=False)
+    if method == "send":
+        with pytest.raises(ValueError, match="receiver failed") as raised:
+            signal.send(None, **names)
+        error = raised.value
+    else:
+        [(_, error)] = signal.send_robust(None, **names)
+        assert isinstance(error, ValueError)
+
+    # The frame that called the receiver is the loop, named for its send.
+    *_, loop, receiver = traceback.extract_tb(error.__traceback__)
+    mode = "robust " if method == "send_robust" else ""
+    assert loop.filename == f"<tocsin {mode}dispatch of {', '.join(names)}>"
+    first, second = names
+    assert loop.line == (
+        "_tocsin_response = _tocsin_receiver(signal=signal, sender=sender, "
+        f"{first}={first}, {second}={second})"
+    )
+    assert receiver.name == "fails"
+
+
+def test_ever_new_keyword_names_keep_a_bounded_number_of_loops_and_sources(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A program that sends ever-new keyword names (built from data, say) must
+    # not grow the loops, or the sources kept for tracebacks, without bound.
+    monkeypatch.setattr(_dispatch, "_loops", {})  # as in a fresh process
+    before = set(linecache.cache)
+    signal = Signal()
+    signal.connect(record, weak=False)
+    try:
+        for i in range(_dispatch._MAX_LOOPS + 50):
+            [(_, got)] = signal.send(None, **{f"bounded_{i}": i})
+            assert got[f"bounded_{i}"] == i
+        sources = [name for name in linecache.cache if name not in before]
+        assert len(_dispatch._loops) == _dispatch._MAX_LOOPS
+        assert len(sources) == _dispatch._MAX_LOOPS
+    finally:
+        for name in set(linecache.cache) - before:
+            del linecache.cache[name]
 
 
 def test_a_traceback_through_a_compiled_loop_shows_the_loops_source_lines() -> None:

@@ -85,3 +85,21 @@ def test_send_robust_logs_a_failing_receiver_by_name_whatever_the_names(
     )
     assert logged.exc_info is not None
     assert logged.exc_info[1] is error
+
+
+@pytest.mark.parametrize("method", ["send", "send_robust"])
+@pytest.mark.parametrize(
+    "named",
+    [{"not-an-identifier": 1}, {"class": 2}, {"order": 3}],
+    ids=["unusual names", "a Python keyword", "plain names"],
+)
+def test_the_sender_reaches_receivers_whatever_the_names(
+    method: str, named: dict[str, Any]
+) -> None:
+    signal = Signal()
+    signal.connect(record, weak=False)
+    sender = object()
+
+    [(_, got)] = getattr(signal, method)(sender, **named)
+
+    assert got == {"signal": signal, "sender": sender, **named}
