@@ -122,6 +122,7 @@ def test_failures_in_the_same_pass_are_raised_together_in_receiver_order(
     with pytest.raises(ExceptionGroup) as raised:
         deliver(mode, signal)
 
+    assert raised.value.message == "several async receivers failed in one send"
     assert [str(error) for error in raised.value.exceptions] == ["first", "second"]
     assert all(type(error) is ValueError for error in raised.value.exceptions)
     assert outcome == ["waiting cancelled", "waiting cleaned up"]
@@ -238,9 +239,10 @@ def test_asend_robust_cancels_the_others_then_raises_a_receivers_keyboard_interr
     assert outcome == ["waiting cancelled", "waiting cleaned up"]
 
 
+@pytest.mark.parametrize("later_returns", ["a coroutine", "another awaitable"])
 @pytest.mark.parametrize("error", [KeyboardInterrupt, SystemExit])
 def test_a_receiver_interrupted_before_its_first_wait_aborts_the_send_as_a_task_group(
-    error: type[BaseException],
+    error: type[BaseException], later_returns: str
 ) -> None:
     # On 3.12+ the receiver raises while its task starts eagerly, inside the
     # send: the receivers already started are cancelled and awaited before the
@@ -253,7 +255,15 @@ def test_a_receiver_interrupted_before_its_first_wait_aborts_the_send_as_a_task_
     async def later(**kwargs: Any) -> None:
         outcome.append("later ran")
 
-    signal = connected(waiter(outcome, "waiting"), interrupted, later)
+    @markcoroutinefunction
+    def later_pending(**kwargs: Any) -> Pending:
+        return Pending(outcome)  # an awaitable with nothing to close
+
+    signal = connected(
+        waiter(outcome, "waiting"),
+        interrupted,
+        later if later_returns == "a coroutine" else later_pending,
+    )
 
     async def caller() -> None:
         try:

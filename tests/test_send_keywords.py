@@ -60,6 +60,26 @@ def test_send_robust_with_an_unusual_name_returns_a_failing_receivers_error() ->
 
 
 @pytest.mark.parametrize(
+    "named", [{"not-an-identifier": 1}, {"class": 2}, {"order": 3}, {}], ids=repr
+)
+def test_send_raises_a_failing_receivers_error_whatever_the_names(
+    named: dict[str, Any],
+) -> None:
+    signal = Signal()
+    calls: list[str] = []
+
+    def failing(**kwargs: Any) -> None:
+        raise LookupError("no such field")
+
+    signal.connect(failing, weak=False)
+    signal.connect(lambda **kwargs: calls.append("later"), weak=False)
+
+    with pytest.raises(LookupError, match="no such field"):
+        signal.send(None, **named)
+    assert calls == []  # the receivers after it are not called
+
+
+@pytest.mark.parametrize(
     "named",
     [{}, {"order": 1}, {"not-an-identifier": 1}],
     ids=["no names", "plain names", "unusual names"],
