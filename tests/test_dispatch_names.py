@@ -219,14 +219,15 @@ except ValueError:
 """
 
 
+@pytest.mark.parametrize("names", [("first", "second"), ()], ids=["two names", "none"])
 @pytest.mark.parametrize("method", ["send", "send_robust"])
 def test_a_new_set_of_names_gets_a_loop_that_raises_or_catches_as_its_send_asks(
-    method: str, monkeypatch: pytest.MonkeyPatch
+    method: str, names: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # As in a fresh process, whatever loops other tests compiled: this send
     # compiles the loop for its names (and registers its source).
     monkeypatch.setattr(_dispatch, "_loops", {})
-    names = {f"first_{method}": 1, f"second_{method}": 2}
+    named = {name: index for index, name in enumerate(names)}
 
     def fails(**kwargs: Any) -> None:
         raise ValueError("receiver failed")
@@ -235,20 +236,21 @@ def test_a_new_set_of_names_gets_a_loop_that_raises_or_catches_as_its_send_asks(
     signal.connect(fails, weak=False)
     if method == "send":
         with pytest.raises(ValueError, match="receiver failed") as raised:
-            signal.send(None, **names)
+            signal.send(None, **named)
         error = raised.value
     else:
-        [(_, error)] = signal.send_robust(None, **names)
+        [(_, error)] = signal.send_robust(None, **named)
         assert isinstance(error, ValueError)
 
     # The frame that called the receiver is the loop, named for its send.
     *_, loop, receiver = traceback.extract_tb(error.__traceback__)
     mode = "robust " if method == "send_robust" else ""
-    assert loop.filename == f"<tocsin {mode}dispatch of {', '.join(names)}>"
-    first, second = names
+    assert (
+        loop.filename == f"<tocsin {mode}dispatch of {', '.join(names) or 'no names'}>"
+    )
+    arguments = ", ".join(f"{name}={name}" for name in names)
     assert loop.line == (
-        "_tocsin_response = _tocsin_receiver(signal=signal, sender=sender, "
-        f"{first}={first}, {second}={second})"
+        f"_tocsin_response = _tocsin_receiver(signal=signal, sender=sender, {arguments})"
     )
     assert receiver.name == "fails"
 

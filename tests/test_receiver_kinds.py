@@ -17,6 +17,20 @@ def test_a_builtin_function_can_be_connected_strongly() -> None:
     assert signal.has_listeners()
 
 
+def test_a_builtin_method_receives_sends_and_is_described_as_builtin() -> None:
+    # A bound method of a builtin (here a dict's update, which collects what
+    # each send passes) has no module of its own: receivers_info says builtins.
+    collected: dict[str, Any] = {}
+    signal = Signal()
+    signal.connect(collected.update, weak=False)
+
+    signal.send(None, order=1)
+
+    assert collected == {"signal": signal, "sender": None, "order": 1}
+    [info] = signal.receivers_info()
+    assert (info.qualname, info.module, info.line) == ("dict.update", "builtins", None)
+
+
 @types.coroutine
 def legacy_coroutine(**kwargs: Any) -> Generator[Any, None, str]:
     yield from asyncio.sleep(0).__await__()
