@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import types
 from collections.abc import Generator
 from typing import Any
+
+import pytest
+from asgiref.sync import markcoroutinefunction
 
 from tocsin import Signal
 
@@ -48,3 +52,71 @@ def test_a_types_coroutine_receiver_is_awaited() -> None:
         return await signal.asend(None)
 
     assert asyncio.run(main()) == [(legacy_coroutine, "awaited")]
+
+
+async def _work(**kwargs: Any) -> str:
+    await asyncio.sleep(0)
+    return "awaited"
+
+
+def _returns_work(**kwargs: Any) -> Any:
+    return _work(**kwargs)
+
+
+def _legacy_marked(receiver: Any) -> Any:
+    # The marker asgiref sets before Python 3.12 (and older code on any
+    # Python): asyncio's private _is_coroutine object as an attribute.
+    receiver._is_coroutine = asyncio.coroutines._is_coroutine  # type: ignore[attr-defined]
+    return receiver
+
+
+def _marked_function() -> Any:
+    def marked(**kwargs: Any) -> Any:
+        return _work(**kwargs)
+
+    return markcoroutinefunction(marked)
+
+
+def _legacy_marked_function() -> Any:
+    def marked(**kwargs: Any) -> Any:
+        return _work(**kwargs)
+
+    return _legacy_marked(marked)
+
+
+MARKED = {
+    # asgiref's markcoroutinefunction is inspect's from Python 3.12.
+    "a marked function": lambda: _marked_function(),
+    "a partial of a marked function": lambda: functools.partial(_marked_function()),
+    "a function with the legacy marker": lambda: _legacy_marked_function(),
+    "a partial of a function with the legacy marker": lambda: functools.partial(
+        _legacy_marked_function()
+    ),
+    "a partial with the legacy marker": lambda: _legacy_marked(
+        functools.partial(_returns_work)
+    ),
+}
+
+
+@pytest.mark.parametrize("make", MARKED.values(), ids=MARKED)
+def test_a_receiver_marked_as_a_coroutine_function_is_awaited(make: Any) -> None:
+    receiver = make()
+    signal = Signal()
+    signal.connect(receiver, weak=False)
+
+    [info] = signal.receivers_info()
+    assert info.is_async is True
+    assert signal.send(None) == [(receiver, "awaited")]
+    assert asyncio.run(signal.asend(None)) == [(receiver, "awaited")]
+
+
+def test_a_partial_of_a_plain_function_is_not_async() -> None:
+    signal = Signal()
+    receiver = functools.partial(_returns_work)
+    signal.connect(receiver, weak=False)
+
+    [info] = signal.receivers_info()
+    assert info.is_async is False
+    [(_, response)] = signal.send(None)
+    assert asyncio.iscoroutine(response)  # returned as is, never awaited
+    response.close()
