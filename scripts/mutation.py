@@ -68,7 +68,8 @@ TESTS: dict[str, list[str]] = {
     # its request_finished task with it, SQLAlchemy's AsyncSession registers a
     # bridge to await receivers on the session's loop. Its eager-task path
     # exists from Python 3.12: run it with a mutation virtualenv of 3.12 or
-    # later (its last report was: .venv-mutation made with PYTHON=python3.12).
+    # later (one made by `make mutation ... PYTHON=python3.12` when there is no
+    # .venv-mutation yet, or this script run by such a virtualenv's Python).
     "src/tocsin/_async.py": [
         *SEND_TESTS,
         "tests/integrations/test_asgi_receiver_tasks.py",
