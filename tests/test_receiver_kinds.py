@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import functools
 import types
+import warnings
 from collections.abc import Generator
 from typing import Any
 
 import pytest
 from asgiref.sync import markcoroutinefunction
 
-from tocsin import Signal
+from tocsin import Signal, WeakReceiverWarning
 
 
 def test_a_builtin_function_can_be_connected_strongly() -> None:
@@ -120,3 +121,37 @@ def test_a_partial_of_a_plain_function_is_not_async() -> None:
     [(_, response)] = signal.send(None)
     assert asyncio.iscoroutine(response)  # returned as is, never awaited
     response.close()
+
+
+@markcoroutinefunction
+def _marked_at_module_level(**kwargs: Any) -> Any:
+    return _work(**kwargs)
+
+
+class _Callable:
+    def __call__(self, **kwargs: Any) -> str:
+        return "called"
+
+
+def test_a_weakly_connected_marked_local_function_or_lambda_warns() -> None:
+    # Marked functions are inspected the long way; a lambda or a local one
+    # still dies with its scope, and connect() says so.
+    def on_order(**kwargs: Any) -> Any:
+        return _work(**kwargs)
+
+    signal = Signal()
+    with pytest.warns(WeakReceiverWarning, match=r"on_order is a lambda or a local"):
+        signal.connect(markcoroutinefunction(on_order))
+    marked_lambda = markcoroutinefunction(lambda **kwargs: _work(**kwargs))
+    with pytest.warns(WeakReceiverWarning, match=r"<lambda> is a lambda or a local"):
+        signal.connect(marked_lambda)
+
+
+def test_a_weakly_connected_module_function_or_object_does_not_warn() -> None:
+    signal = Signal()
+    held = _Callable()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        signal.connect(_marked_at_module_level)
+        signal.connect(held)
+    assert len(signal.receivers_info()) == 2
