@@ -486,13 +486,18 @@ def test_robust_sends_return_and_log_async_and_sync_failures(
 
 def test_sync_use_does_not_import_asyncio() -> None:
     code = (
-        "import sys\n"
+        "import functools, sys\n"
         "import tocsin\n"
         "def f(**kwargs): return 1\n"
+        "class C:\n"
+        "    def __call__(self, **kwargs): return 2\n"
+        "c, p = C(), functools.partial(f)\n"
         "s = tocsin.Signal()\n"
         "s.connect(f)\n"
-        "assert s.send(None) == [(f, 1)]\n"
-        "assert s.send_robust(None, x=1) == [(f, 1)]\n"
+        "s.connect(c)\n"  # objects and partials are inspected the long way
+        "s.connect(p, weak=False)\n"
+        "assert s.send(None) == [(f, 1), (c, 2), (p, 1)]\n"
+        "assert s.send_robust(None, x=1) == [(f, 1), (c, 2), (p, 1)]\n"
         "s.receivers_info()\n"
         "s.disconnect(f)\n"
         "print('asyncio' in sys.modules)\n"
