@@ -210,6 +210,37 @@ def test_a_bound_method_is_one_receiver_however_often_it_is_looked_up() -> None:
     assert signal.send(None) == []
 
 
+def test_methods_of_two_instances_or_two_methods_of_one_are_separate_receivers() -> (
+    None
+):
+    class Handler:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def on_event(self, **kwargs: Any) -> str:
+            return f"{self.name} on_event"
+
+        def on_other(self, **kwargs: Any) -> str:
+            return f"{self.name} on_other"
+
+    first, second = Handler("first"), Handler("second")
+    signal = Signal()
+    signal.connect(first.on_event)
+    signal.connect(second.on_event)
+    signal.connect(first.on_other)
+
+    assert [response for _, response in signal.send(None)] == [
+        "first on_event",
+        "second on_event",
+        "first on_other",
+    ]
+    assert signal.disconnect(second.on_event) is True
+    assert [response for _, response in signal.send(None)] == [
+        "first on_event",
+        "first on_other",
+    ]
+
+
 def test_a_second_connect_with_the_same_dispatch_uid_is_ignored() -> None:
     signal = Signal()
     signal.connect(first, dispatch_uid="greeting")
