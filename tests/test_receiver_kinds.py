@@ -155,3 +155,33 @@ def test_a_weakly_connected_module_function_or_object_does_not_warn() -> None:
         signal.connect(_marked_at_module_level)
         signal.connect(held)
     assert len(signal.receivers_info()) == 2
+
+
+def _sender_only(func: Any) -> Any:
+    """A decorator that adapts a send to a function that takes the sender only."""
+
+    @functools.wraps(func)
+    def adapted(self: Any, **kwargs: Any) -> Any:
+        return func(self, kwargs["sender"])
+
+    return adapted
+
+
+class _Adapted:
+    @_sender_only
+    def __call__(self, sender: Any) -> Any:
+        return ("adapted", sender)
+
+
+@pytest.mark.parametrize("kind", ["object", "partial"])
+def test_a_receiver_adapted_by_a_decorator_that_takes_kwargs_is_accepted(
+    kind: str,
+) -> None:
+    # What runs is the decorator's function, which takes **kwargs; the function
+    # it wraps (which inspect.signature() would report) does not.
+    adapted = _Adapted()
+    receiver = adapted if kind == "object" else functools.partial(adapted)
+    signal = Signal()
+    signal.connect(receiver, weak=False)
+
+    assert signal.send("shop") == [(receiver, ("adapted", "shop"))]
