@@ -128,6 +128,9 @@ def _marked_at_module_level(**kwargs: Any) -> Any:
     return _work(**kwargs)
 
 
+_marked_module_lambda = markcoroutinefunction(lambda **kwargs: _work(**kwargs))
+
+
 class _Callable:
     def __call__(self, **kwargs: Any) -> str:
         return "called"
@@ -145,6 +148,8 @@ def test_a_weakly_connected_marked_local_function_or_lambda_warns() -> None:
     marked_lambda = markcoroutinefunction(lambda **kwargs: _work(**kwargs))
     with pytest.warns(WeakReceiverWarning, match=r"<lambda> is a lambda or a local"):
         signal.connect(marked_lambda)
+    with pytest.warns(WeakReceiverWarning, match=r"<lambda> is a lambda or a local"):
+        signal.connect(_marked_module_lambda)  # a lambda, even at module level
 
 
 def test_a_weakly_connected_module_function_or_object_does_not_warn() -> None:
