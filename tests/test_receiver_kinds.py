@@ -128,6 +128,7 @@ def _marked_at_module_level(**kwargs: Any) -> Any:
     return _work(**kwargs)
 
 
+_module_lambda = lambda **kwargs: None  # noqa: E731 (a lambda is the point)
 _marked_module_lambda = markcoroutinefunction(lambda **kwargs: _work(**kwargs))
 
 
@@ -150,6 +151,8 @@ def test_a_weakly_connected_marked_local_function_or_lambda_warns() -> None:
         signal.connect(marked_lambda)
     with pytest.warns(WeakReceiverWarning, match=r"<lambda> is a lambda or a local"):
         signal.connect(_marked_module_lambda)  # a lambda, even at module level
+    with pytest.warns(WeakReceiverWarning, match=r"<lambda> is a lambda or a local"):
+        signal.connect(_module_lambda)  # and so is a plain one
 
 
 def test_a_weakly_connected_module_function_or_object_does_not_warn() -> None:
