@@ -353,30 +353,35 @@ def test_send_from_sync_code_leaves_no_event_loop_behind() -> None:
     assert threading.active_count() == before
 
 
-def test_a_task_an_async_receiver_leaves_running_is_cancelled_when_send_returns() -> (
+def test_a_background_task_left_by_a_receiver_is_cancelled_and_cleaned_up_by_send() -> (
     None
 ):
-    signal = Signal()
+    # send() runs the async receivers on a loop of its own, which it closes
+    # before it returns: a task a receiver started and left running is
+    # cancelled, and its cleanup has run when send() returns.
     events: list[str] = []
 
-    async def watcher() -> None:
-        events.append("watching")
+    async def forever() -> None:
         try:
+            events.append("started")
             await asyncio.sleep(3600)
         finally:
-            events.append("watcher cleaned up")
+            events.append("cleaned up")
 
-    async def starts_a_watcher(**kwargs: Any) -> str:
-        asyncio.get_running_loop().create_task(watcher())
+    async def starts_a_task(**kwargs: Any) -> str:
+        kwargs["tasks"].append(asyncio.create_task(forever()))
         await asyncio.sleep(0)
-        return "started"
+        return "returned"
 
-    signal.connect(starts_a_watcher, weak=False)
+    signal = Signal()
+    signal.connect(starts_a_task, weak=False)
+    tasks: list[asyncio.Task[None]] = []
 
-    assert signal.send(None) == [(starts_a_watcher, "started")]
-    # send() closed its loop: the task it left behind was cancelled, and its
-    # cleanup ran before send() returned.
-    assert events == ["watching", "watcher cleaned up"]
+    [(_, response)] = signal.send(None, tasks=tasks)
+
+    assert response == "returned"
+    assert events == ["started", "cleaned up"]
+    assert tasks[0].cancelled()
 
 
 # -- contexts ------------------------------------------------------------------------
@@ -517,13 +522,18 @@ def test_robust_sends_return_and_log_async_and_sync_failures(
 
 def test_sync_use_does_not_import_asyncio() -> None:
     code = (
-        "import sys\n"
+        "import functools, sys\n"
         "import tocsin\n"
         "def f(**kwargs): return 1\n"
+        "class C:\n"
+        "    def __call__(self, **kwargs): return 2\n"
+        "c, p = C(), functools.partial(f)\n"
         "s = tocsin.Signal()\n"
         "s.connect(f)\n"
-        "assert s.send(None) == [(f, 1)]\n"
-        "assert s.send_robust(None, x=1) == [(f, 1)]\n"
+        "s.connect(c)\n"  # objects and partials are inspected the long way
+        "s.connect(p, weak=False)\n"
+        "assert s.send(None) == [(f, 1), (c, 2), (p, 1)]\n"
+        "assert s.send_robust(None, x=1) == [(f, 1), (c, 2), (p, 1)]\n"
         "s.receivers_info()\n"
         "s.disconnect(f)\n"
         "print('asyncio' in sys.modules)\n"

@@ -202,6 +202,27 @@ def test_the_caller_sees_every_value_async_receivers_set_but_not_a_reset_to_unse
     assert final == ("from a receiver", UNSET)
 
 
+optional: contextvars.ContextVar[str | None] = contextvars.ContextVar("optional")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_caller_sees_none_when_an_async_receiver_sets_an_unset_variable_to_none(
+    mode: str,
+) -> None:
+    # None is a value like any other: the caller had no value, and now has None.
+    async def sets_none(**kwargs: Any) -> None:
+        await asyncio.sleep(0)
+        optional.set(None)
+
+    signal = Signal()
+    signal.connect(sets_none, weak=False)
+
+    _, final = send_in_a_fresh_context(
+        mode, signal, watch=lambda: optional.get("<unset>")
+    )
+    assert final is None
+
+
 def test_a_value_the_caller_set_survives_a_receiver_that_sets_and_resets_it() -> None:
     async def sets_and_resets(**kwargs: Any) -> None:
         token = user.set("receiver")

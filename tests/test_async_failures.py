@@ -13,10 +13,12 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from asgiref.sync import markcoroutinefunction
 
 from support import collect_garbage, deliver, run_then_cancel
 from tocsin import Signal
@@ -120,6 +122,7 @@ def test_failures_in_the_same_pass_are_raised_together_in_receiver_order(
     with pytest.raises(ExceptionGroup) as raised:
         deliver(mode, signal)
 
+    assert raised.value.message == "several async receivers failed in one send"
     assert [str(error) for error in raised.value.exceptions] == ["first", "second"]
     assert all(type(error) is ValueError for error in raised.value.exceptions)
     assert outcome == ["waiting cancelled", "waiting cleaned up"]
@@ -236,9 +239,10 @@ def test_asend_robust_cancels_the_others_then_raises_a_receivers_keyboard_interr
     assert outcome == ["waiting cancelled", "waiting cleaned up"]
 
 
+@pytest.mark.parametrize("later_returns", ["a coroutine", "another awaitable"])
 @pytest.mark.parametrize("error", [KeyboardInterrupt, SystemExit])
 def test_a_receiver_interrupted_before_its_first_wait_aborts_the_send_as_a_task_group(
-    error: type[BaseException],
+    error: type[BaseException], later_returns: str
 ) -> None:
     # On 3.12+ the receiver raises while its task starts eagerly, inside the
     # send: the receivers already started are cancelled and awaited before the
@@ -251,7 +255,15 @@ def test_a_receiver_interrupted_before_its_first_wait_aborts_the_send_as_a_task_
     async def later(**kwargs: Any) -> None:
         outcome.append("later ran")
 
-    signal = connected(waiter(outcome, "waiting"), interrupted, later)
+    @markcoroutinefunction
+    def later_pending(**kwargs: Any) -> Pending:
+        return Pending(outcome)  # an awaitable with nothing to close
+
+    signal = connected(
+        waiter(outcome, "waiting"),
+        interrupted,
+        later if later_returns == "a coroutine" else later_pending,
+    )
 
     async def caller() -> None:
         try:
@@ -387,3 +399,46 @@ def test_an_async_receiver_that_fails_when_called_raises_its_own_error() -> None
         signal.send(None)
     collect_garbage()
     assert outcome == []
+
+
+class Pending:
+    """An awaitable that is not a coroutine (no ``close()``), as a future is."""
+
+    def __init__(self, ran: list[str]) -> None:
+        self.ran = ran
+
+    def __await__(self) -> Any:
+        self.ran.append("pending")
+        yield from asyncio.sleep(0).__await__()
+
+
+@pytest.mark.parametrize("earlier_returns", ["a coroutine", "another awaitable"])
+@pytest.mark.parametrize("mode", ["send", "asend"])
+def test_a_receiver_that_cannot_be_called_closes_the_earlier_ones_unrun(
+    mode: str, earlier_returns: str
+) -> None:
+    # Calling an async receiver with arguments it does not take raises before
+    # any receiver runs: the coroutines already made for the earlier ones are
+    # closed (not left to warn "never awaited"), and the error is the call's.
+    ran: list[str] = []
+
+    async def earlier(**kwargs: Any) -> None:
+        ran.append("earlier")
+
+    @markcoroutinefunction
+    def earlier_pending(**kwargs: Any) -> Pending:
+        return Pending(ran)
+
+    async def needs_a_value(*, sender: Any, value: int, **kwargs: Any) -> None:
+        ran.append("needs a value")
+
+    first = earlier if earlier_returns == "a coroutine" else earlier_pending
+    signal = connected(first, needs_a_value)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(TypeError, match="value"):
+            deliver(mode, signal)
+        collect_garbage()
+
+    assert ran == []
+    assert [str(w.message) for w in caught] == []

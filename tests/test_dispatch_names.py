@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import builtins
 import keyword
+import linecache
 import subprocess
 import sys
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from support import deliver
-from tocsin import Signal
+from tocsin import Signal, _dispatch
 
 MODES = ["send", "send_robust", "asend", "asend_robust"]
 
@@ -95,6 +97,8 @@ def test_a_robust_send_with_a_keyword_named_exception_still_catches_failures(
     assert kwargs["Exception"] == 1
 
 
+# The ids spell non-ASCII names as U+XXXX: pytest escapes other characters in a
+# test's id, and cannot then select the test by it (as mutmut does).
 @pytest.mark.parametrize(
     "named",
     [
@@ -136,6 +140,20 @@ def test_a_send_with_more_or_fewer_names_than_the_last_one_gets_its_own(
 
     for named in sends:
         assert received(signal, mode, **named) == [named, named]
+
+
+@pytest.mark.parametrize("mode", ["send", "send_robust"])
+@pytest.mark.parametrize("unusual", [{"a-b": 1}, {"class": 1}, {"caf\u00e9": 1}])
+def test_the_reserved_name_is_refused_after_a_send_with_unusual_names(
+    mode: str, unusual: dict[str, Any]
+) -> None:
+    # Unusual names take a loop that accepts any names; the next send must
+    # still be checked, and get the clear error rather than Python's own.
+    signal = recording_signal()
+    received(signal, mode, **unusual)
+
+    with pytest.raises(TypeError, match="'signal', which is reserved"):
+        getattr(signal, mode)(None, signal="other")
 
 
 # -- any names at all ---------------------------------------------------------------------
@@ -189,12 +207,73 @@ def fails(**kwargs):
 signal = Signal()
 signal.connect(fails)
 try:
-    signal.send(None, order=1)
+    signal.send(None, order=1, step=2)
 except ValueError:
     print(traceback.format_exc())
-[(_, error)] = signal.send_robust(None, order=1)
+[(_, error)] = signal.send_robust(None, order=1, step=2)
 print("".join(traceback.format_exception(error)))
+try:
+    signal.send(None)
+except ValueError:
+    print(traceback.format_exc())
 """
+
+
+@pytest.mark.parametrize("names", [("first", "second"), ()], ids=["two names", "none"])
+@pytest.mark.parametrize("method", ["send", "send_robust"])
+def test_a_new_set_of_names_gets_a_loop_that_raises_or_catches_as_its_send_asks(
+    method: str, names: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As in a fresh process, whatever loops other tests compiled: this send
+    # compiles the loop for its names (and registers its source).
+    monkeypatch.setattr(_dispatch, "_loops", {})
+    named = {name: index for index, name in enumerate(names)}
+
+    def fails(**kwargs: Any) -> None:
+        raise ValueError("receiver failed")
+
+    signal = Signal()
+    signal.connect(fails, weak=False)
+    if method == "send":
+        with pytest.raises(ValueError, match="receiver failed") as raised:
+            signal.send(None, **named)
+        error = raised.value
+    else:
+        [(_, error)] = signal.send_robust(None, **named)
+        assert isinstance(error, ValueError)
+
+    # The frame that called the receiver is the loop, named for its send.
+    *_, loop, receiver = traceback.extract_tb(error.__traceback__)
+    mode = "robust " if method == "send_robust" else ""
+    assert (
+        loop.filename == f"<tocsin {mode}dispatch of {', '.join(names) or 'no names'}>"
+    )
+    arguments = ", ".join(f"{name}={name}" for name in names)
+    assert loop.line == (
+        f"_tocsin_response = _tocsin_receiver(signal=signal, sender=sender, {arguments})"
+    )
+    assert receiver.name == "fails"
+
+
+def test_ever_new_keyword_names_keep_a_bounded_number_of_loops_and_sources(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A program that sends ever-new keyword names (built from data, say) must
+    # not grow the loops, or the sources kept for tracebacks, without bound.
+    monkeypatch.setattr(_dispatch, "_loops", {})  # as in a fresh process
+    before = set(linecache.cache)
+    signal = Signal()
+    signal.connect(record, weak=False)
+    try:
+        for i in range(_dispatch._MAX_LOOPS + 50):
+            [(_, got)] = signal.send(None, **{f"bounded_{i}": i})
+            assert got[f"bounded_{i}"] == i
+        sources = [name for name in linecache.cache if name not in before]
+        assert len(_dispatch._loops) == _dispatch._MAX_LOOPS
+        assert len(sources) == _dispatch._MAX_LOOPS
+    finally:
+        for name in set(linecache.cache) - before:
+            del linecache.cache[name]
 
 
 def test_a_traceback_through_a_compiled_loop_shows_the_loops_source_lines() -> None:
@@ -208,9 +287,14 @@ def test_a_traceback_through_a_compiled_loop_shows_the_loops_source_lines() -> N
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    plain, robust = result.stdout.split("Traceback")[1:]
-    for shown in (plain, robust):
-        assert "<tocsin " in shown  # the frame of the compiled loop
-        assert "_tocsin_receiver(signal=signal, sender=sender, order=order)" in shown
+    plain, robust, no_names = result.stdout.split("Traceback")[1:]
+    # The frame of the compiled loop says which loop it is, and shows its line.
+    for shown, loop, names in [
+        (plain, "<tocsin dispatch of order, step>", "order=order, step=step"),
+        (robust, "<tocsin robust dispatch of order, step>", "order=order, step=step"),
+        (no_names, "<tocsin dispatch of no names>", ""),
+    ]:
+        assert f'File "{loop}", line ' in shown
+        assert f"_tocsin_receiver(signal=signal, sender=sender, {names})" in shown
         assert ", in fails\n" in shown
         assert shown.rstrip().endswith("ValueError: receiver failed")

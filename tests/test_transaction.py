@@ -148,6 +148,21 @@ def test_an_async_callback_is_awaited() -> None:
     assert calls == ["awaited"]
 
 
+def test_a_callback_returning_an_awaitable_that_is_not_a_coroutine_is_awaited() -> None:
+    calls: list[str] = []
+
+    class Later:
+        """An awaitable object, as a library's future or handle can be."""
+
+        def __await__(self) -> Any:
+            yield from asyncio.sleep(0).__await__()
+            calls.append("awaited")
+            return "done"
+
+    on_commit(Later)
+    assert calls == ["awaited"]
+
+
 def test_receivers_connected_with_on_commit_wait_for_the_commit() -> None:
     signal = Signal()
     calls: list[tuple[Any, ...]] = []
@@ -220,6 +235,33 @@ def test_robust_receivers_and_send_robust_log_instead_of_raising(
     with caplog.at_level(logging.ERROR, logger="tocsin"):
         strict.send_robust(sender=None)
     assert "deferred failure" in caplog.text
+
+
+def test_a_robust_async_receiver_run_at_once_returns_its_exception_from_send(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Outside a transaction an on_commit="robust" receiver runs at once; even
+    # from a plain send(), its exception is its response, and logged.
+    signal = Signal()
+    error = ValueError("async failure")
+
+    async def fails(**kwargs: Any) -> None:
+        await asyncio.sleep(0)
+        raise error
+
+    async def succeeds(**kwargs: Any) -> str:
+        await asyncio.sleep(0)
+        return "ok"
+
+    signal.connect(fails, weak=False, on_commit="robust")
+    signal.connect(succeeds, weak=False)
+    with caplog.at_level(logging.ERROR, logger="tocsin"):
+        responses = signal.send(sender=None)
+
+    assert responses == [(fails, error), (succeeds, "ok")]
+    [record] = caplog.records
+    assert record.exc_info is not None
+    assert record.exc_info[1] is error
 
 
 def test_async_receivers_can_be_deferred() -> None:

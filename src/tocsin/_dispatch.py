@@ -129,12 +129,12 @@ def check_names(names: Iterable[str]) -> None:
 def _is_literal_name(name: str) -> bool:
     # Non-ASCII identifiers are NFKC-normalised when compiled ("ﬁ" becomes
     # "fi"), and __debug__ cannot be assigned: the generic loop passes them.
+    # ("sender" is never among the names: it is the sends' own parameter.)
     return (
         name.isascii()
         and name.isidentifier()
         and not keyword.iskeyword(name)
         and not name.startswith(_PREFIX)
-        and name != "sender"
         and name != "__debug__"
     )
 
