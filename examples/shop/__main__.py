@@ -188,7 +188,11 @@ def _delivered() -> None:
     deadline = time.monotonic() + 30  # generous: a loaded CI machine
     while time.monotonic() < deadline:
         status = durable.status(outbox)
-        if status.pending == status.retrying == status.running == 0:
+        # A row is done once its transaction commits, a moment before the
+        # worker's thread records that commit in the timeline: wait for both.
+        if status.pending == status.retrying == status.running == 0 and (
+            timeline.worker_commits == status.done
+        ):
             return
         time.sleep(0.02)
     raise RuntimeError(f"the worker did not deliver the durable events: {status}")

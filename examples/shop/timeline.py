@@ -12,6 +12,8 @@ from tocsin import Observer, ReceiverCall, Signal
 entries: list[str] = []
 timings: list[str] = []
 request_done = threading.Event()
+#: The worker's delivery transactions committed so far (one per event done).
+worker_commits = 0
 
 
 def did(text: str) -> None:
@@ -55,8 +57,12 @@ def mark_commits() -> None:
 
     @event.listens_for(Session, "after_commit")
     def _committed(session: Session) -> None:
-        worker = " (the worker's transaction)" if EVENT_KEY in session.info else ""
-        entries.append(f"  == COMMIT{worker}")
+        global worker_commits
+        if EVENT_KEY in session.info:
+            entries.append("  == COMMIT (the worker's transaction)")
+            worker_commits += 1
+        else:
+            entries.append("  == COMMIT")
 
 
 def trace(*signals: Signal) -> None:
