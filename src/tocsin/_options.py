@@ -109,18 +109,6 @@ def validate(
     return stored
 
 
-def deliver(
-    options: dict[str, Any],
-    receiver: Callable[..., Any],
-    signal: Signal,
-    sender: Any,
-    named: dict[str, Any],
-    robust: bool,
-) -> str:
-    """Ask each option of ``receiver`` how to deliver; the first deferral wins."""
-    return deliver_by(options, receiver, signal, sender, named, robust)[0]
-
-
 def deliver_by(
     options: dict[str, Any],
     receiver: Callable[..., Any],
@@ -129,7 +117,10 @@ def deliver_by(
     named: dict[str, Any],
     robust: bool,
 ) -> tuple[str, str | None]:
-    """:func:`deliver`, and the name of the option that deferred (else ``None``)."""
+    """Ask each option of ``receiver`` how to deliver; the first deferral wins.
+
+    Returns the answer, and the name of the option that deferred (else ``None``).
+    """
     how = NOW_ROBUST if robust else NOW
     for name, value in options.items():
         answer = _handlers[name].deliver(value, receiver, signal, sender, named, robust)

@@ -525,7 +525,7 @@ class Signal(Connections):
                 continue
             how = _options.NOW_ROBUST if robust else _options.NOW
             if record.options:
-                how = _options.deliver(
+                how, _ = _options.deliver_by(
                     record.options, receiver, self, sender, named, robust
                 )
                 if how == _options.DEFERRED:
